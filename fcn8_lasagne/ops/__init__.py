@@ -1,0 +1,22 @@
+"""Theano's neural-network ops, rebuilt as PyTensor ``Op`` s.
+
+PyTensor dropped convolution and pooling; these ops bring them back with Theano's names,
+arguments and numerics: a BLAS-based CPU implementation, shape inference, gradients made of
+ops of this family, and a JAX dispatch so the same graph compiles with ``mode="JAX"``.
+All tensors are NCHW.
+"""
+
+from .shapes import conv_input_length, conv_output_length, normalize_pad, pool_output_length
+from .conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights
+from .pool import pool_2d
+
+__all__ = [
+    "conv2d",
+    "conv2d_grad_wrt_inputs",
+    "conv2d_grad_wrt_weights",
+    "pool_2d",
+    "conv_output_length",
+    "conv_input_length",
+    "pool_output_length",
+    "normalize_pad",
+]
