@@ -1,0 +1,256 @@
+"""
+Small helpers shared by the library, with Lasagne's names (``lasagne.utils``).
+
+.. autosummary::
+    :nosignatures:
+
+    floatX
+    int_types
+    as_tuple
+    unique
+    compute_norms
+    one_hot
+    as_theano_expression
+    collect_shared_vars
+
+The name :func:`as_theano_expression` is kept from Lasagne so that tutorial code
+runs unchanged; it returns PyTensor variables.
+"""
+
+import numbers
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Variable
+
+__all__ = [
+    "floatX",
+    "int_types",
+    "as_tuple",
+    "unique",
+    "compute_norms",
+    "one_hot",
+    "as_theano_expression",
+    "collect_shared_vars",
+]
+
+#: The types accepted as integers: Python ints and NumPy integer scalars.
+int_types = (numbers.Integral, np.integer)
+
+
+def floatX(arr):
+    """Convert a number or array to an array of PyTensor's ``floatX`` dtype.
+
+    Parameters
+    ----------
+    arr : array_like
+        A number, list or NumPy array.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``arr`` as an array of dtype ``pytensor.config.floatX`` (no copy if it
+        already is one).
+    """
+    return np.asarray(arr, dtype=pytensor.config.floatX)
+
+
+def as_tuple(x, N, t=None):
+    """Coerce a value to a tuple of length `N`.
+
+    Parameters
+    ----------
+    x : value or iterable
+        A single value (repeated `N` times) or an iterable of `N` values.
+    N : int
+        The length of the tuple to return.
+    t : type or tuple of types, optional
+        If given, every element must be an instance of `t`.
+
+    Returns
+    -------
+    tuple
+        A tuple of length `N`.
+
+    Raises
+    ------
+    TypeError
+        If `t` is given and an element is not an instance of it.
+    ValueError
+        If `x` is an iterable whose length is not `N`.
+    """
+    try:
+        values = tuple(x)
+    except TypeError:
+        values = (x,) * N
+
+    if t is not None and not all(isinstance(value, t) for value in values):
+        if t == int_types:
+            expected_type = "int"
+        elif isinstance(t, tuple):
+            expected_type = " or ".join(typ.__name__ for typ in t)
+        else:
+            expected_type = t.__name__
+        raise TypeError(
+            "expected a single value or an iterable of {0}, got {1} instead".format(
+                expected_type, x
+            )
+        )
+    if len(values) != N:
+        raise ValueError(
+            "expected a single value or an iterable with length {0}, got {1} "
+            "instead".format(N, x)
+        )
+    return values
+
+
+def unique(items):
+    """Return the items of a sequence without duplicates, in first-seen order.
+
+    Parameters
+    ----------
+    items : iterable
+        The items; they need not be hashable (PyTensor variables compare by
+        identity).
+
+    Returns
+    -------
+    list
+        The first occurrence of each distinct item, in order.
+    """
+    kept = []
+    for item in items:
+        if item not in kept:
+            kept.append(item)
+    return kept
+
+
+def _default_norm_axes(ndim, norm_axes):
+    """Axes summed over by :func:`compute_norms` and ``norm_constraint``."""
+    if norm_axes is not None:
+        return tuple(norm_axes)
+    if ndim == 2:  # dense layer weights: one norm per output unit (column)
+        return (0,)
+    if ndim in (3, 4, 5):  # convolution filters: one norm per filter
+        return tuple(range(1, ndim))
+    raise ValueError(
+        "Unsupported tensor dimensionality {}. Must specify `norm_axes`".format(ndim)
+    )
+
+
+def compute_norms(array, norm_axes=None):
+    """Compute the L2 norms of the incoming weight vectors of a weight array.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        A weight array.
+    norm_axes : sequence of int, optional
+        The axes to sum over. By default ``(0,)`` for a 2-D (dense) array and
+        all axes but the first for a 3-D, 4-D or 5-D (convolution) array.
+
+    Returns
+    -------
+    numpy.ndarray
+        The norms, with the summed axes removed.
+
+    Raises
+    ------
+    ValueError
+        If `norm_axes` is omitted and `array` is not 2-D to 5-D.
+    """
+    array = np.asarray(array)
+    sum_over = _default_norm_axes(array.ndim, norm_axes)
+    return np.sqrt(np.sum(array ** 2, axis=sum_over))
+
+
+def one_hot(x, m=None):
+    """One-hot encode a vector of integers.
+
+    Parameters
+    ----------
+    x : integer vector (symbolic)
+        Class indices in ``0 .. m - 1``.
+    m : int or symbolic int scalar, optional
+        The number of classes; defaults to ``max(x) + 1``.
+
+    Returns
+    -------
+    symbolic matrix
+        ``(len(x), m)`` matrix of dtype ``floatX`` with a single 1 per row.
+    """
+    x = pt.as_tensor_variable(x)
+    if m is None:
+        m = pt.cast(pt.max(x) + 1, "int32")
+    return pt.eye(m)[pt.cast(x, "int32")]
+
+
+def as_theano_expression(input):
+    """Wrap a value as a PyTensor constant unless it is a PyTensor variable.
+
+    Parameters
+    ----------
+    input : PyTensor variable, NumPy array or Python number
+
+    Returns
+    -------
+    pytensor.graph.basic.Variable
+        `input` itself, or a constant holding it.
+
+    Raises
+    ------
+    TypeError
+        If `input` cannot be turned into a constant.
+    """
+    if isinstance(input, Variable):
+        return input
+    try:
+        return pt.constant(input)
+    except Exception as error:
+        raise TypeError(
+            "Input of type %s is not a PyTensor expression and cannot be wrapped "
+            "as a PyTensor constant (original exception: %s)" % (type(input), error)
+        ) from error
+
+
+def collect_shared_vars(expressions):
+    """Return the shared variables an expression or expressions depend on.
+
+    Parameters
+    ----------
+    expressions : PyTensor variable or iterable of variables
+
+    Returns
+    -------
+    list of SharedVariable
+        Every shared variable in the graphs of `expressions`, once each, in
+        the order of a left-to-right depth-first walk: for a list of shared
+        variables, that list itself (without repeats).
+
+    Raises
+    ------
+    TypeError
+        If an element is not a PyTensor variable.
+    """
+    if isinstance(expressions, Variable):
+        expressions = [expressions]
+    expressions = list(expressions)
+    for expression in expressions:
+        if not isinstance(expression, Variable):
+            raise TypeError("expected PyTensor variables, got %r" % (expression,))
+
+    found = []
+    visited = set()
+    to_visit = expressions[::-1]
+    while to_visit:
+        variable = to_visit.pop()
+        if variable in visited:
+            continue
+        visited.add(variable)
+        if isinstance(variable, SharedVariable):
+            found.append(variable)
+        elif variable.owner is not None:
+            to_visit.extend(variable.owner.inputs[::-1])
+    return found

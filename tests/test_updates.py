@@ -1,0 +1,436 @@
+"""Tests of fcn8_lasagne.updates against NumPy optimiser loops written out here.
+
+The test problem is a separable quadratic, loss = sum(0.5 * c * p**2 + o * p)
+over the parameters p, whose gradient c * p + o the NumPy loops evaluate.
+"""
+
+import inspect
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from fcn8_lasagne import updates as upd
+from fcn8_lasagne import utils
+
+MODE = "FAST_COMPILE"
+SHAPES = {"W": (3, 4), "b": (4,)}
+
+
+class Quadratic:
+    """Shared parameters, their symbolic loss and a NumPy gradient."""
+
+    def __init__(self, seed=0, dtype="float32"):
+        rng = np.random.default_rng(seed)
+        self.dtype = dtype
+        self.initial = [rng.standard_normal(shape).astype(dtype) for shape in SHAPES.values()]
+        self.curvatures = [rng.uniform(0.5, 2.0, shape).astype(dtype) for shape in SHAPES.values()]
+        self.offsets = [rng.standard_normal(shape).astype(dtype) for shape in SHAPES.values()]
+        self.params = [pytensor.shared(value.copy(), name=name)
+                       for name, value in zip(SHAPES, self.initial)]
+        self.loss = sum(
+            pt.sum(0.5 * pt.constant(c) * p ** 2 + pt.constant(o) * p)
+            for p, c, o in zip(self.params, self.curvatures, self.offsets))
+
+    def gradients(self, values):
+        return [c.astype(np.float64) * v + o for v, c, o in
+                zip(values, self.curvatures, self.offsets)]
+
+    def start(self):
+        return [value.astype(np.float64) for value in self.initial]
+
+    def values(self):
+        return [param.get_value() for param in self.params]
+
+
+def run(updates, steps):
+    step = pytensor.function([], [], updates=updates, mode=MODE)
+    for _ in range(steps):
+        step()
+
+
+def assert_params_close(problem, expected, rtol=1e-5, atol=1e-6):
+    for actual, wanted in zip(problem.values(), expected):
+        assert actual.dtype == problem.dtype
+        np.testing.assert_allclose(actual, wanted, rtol=rtol, atol=atol)
+
+
+# --- NumPy references ------------------------------------------------------
+
+
+def numpy_adam(problem, steps, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
+               torch_style=False):
+    values = problem.start()
+    m = [np.zeros_like(v) for v in values]
+    v2 = [np.zeros_like(v) for v in values]
+    for t in range(1, steps + 1):
+        grads = problem.gradients(values)
+        for i, g in enumerate(grads):
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v2[i] = beta2 * v2[i] + (1 - beta2) * g ** 2
+            if torch_style:  # epsilon added to the bias-corrected root
+                m_hat = m[i] / (1 - beta1 ** t)
+                v_hat = v2[i] / (1 - beta2 ** t)
+                values[i] = values[i] - lr * m_hat / (np.sqrt(v_hat) + eps)
+            else:  # Lasagne: epsilon added before the correction in a_t
+                a_t = lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+                values[i] = values[i] - a_t * m[i] / (np.sqrt(v2[i]) + eps)
+    return values, m, v2
+
+
+# --- signatures --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function, defaults", [
+    (upd.adagrad, {"learning_rate": 1.0, "epsilon": 1e-6}),
+    (upd.rmsprop, {"learning_rate": 1.0, "rho": 0.9, "epsilon": 1e-6}),
+    (upd.adadelta, {"learning_rate": 1.0, "rho": 0.95, "epsilon": 1e-6}),
+    (upd.adam, {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}),
+    (upd.adamax, {"learning_rate": 0.002, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}),
+    (upd.momentum, {"momentum": 0.9}),
+    (upd.nesterov_momentum, {"momentum": 0.9}),
+    (upd.apply_momentum, {"params": None, "momentum": 0.9}),
+    (upd.apply_nesterov_momentum, {"params": None, "momentum": 0.9}),
+    (upd.norm_constraint, {"norm_axes": None, "epsilon": 1e-7}),
+    (upd.total_norm_constraint, {"epsilon": 1e-7, "return_norm": False}),
+])
+def test_lasagne_defaults(function, defaults):
+    signature = inspect.signature(function)
+    found = {name: parameter.default for name, parameter in signature.parameters.items()
+             if parameter.default is not inspect.Parameter.empty}
+    assert found == defaults
+
+
+# --- gradients ----------------------------------------------------------------
+
+
+def test_get_or_compute_grads_checks_its_input():
+    problem = Quadratic()
+    grads = upd.get_or_compute_grads(problem.loss, problem.params)
+    values = pytensor.function([], grads, mode=MODE)()
+    for actual, expected in zip(values, problem.gradients(problem.start())):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5)
+
+    given = [pt.zeros(shape) for shape in SHAPES.values()]
+    assert upd.get_or_compute_grads(given, problem.params) == given
+    with pytest.raises(ValueError, match="Got 1 gradient expressions for 2 parameters"):
+        upd.get_or_compute_grads(given[:1], problem.params)
+    with pytest.raises(ValueError, match="shared variables only"):
+        upd.get_or_compute_grads(problem.loss, [problem.params[0] * 2])
+
+
+# --- plain and momentum SGD ---------------------------------------------------
+
+
+def test_sgd_from_loss_and_from_gradient_list():
+    problem = Quadratic()
+    run(upd.sgd(problem.loss, problem.params, learning_rate=0.1), steps=2)
+    expected = problem.start()
+    for _ in range(2):
+        expected = [v - 0.1 * g for v, g in zip(expected, problem.gradients(expected))]
+    assert_params_close(problem, expected)
+
+    problem = Quadratic()
+    constant_grads = [pt.ones(shape) for shape in SHAPES.values()]
+    run(upd.sgd(constant_grads, problem.params, learning_rate=0.5), steps=1)
+    assert_params_close(problem, [v - 0.5 for v in problem.start()])
+
+
+def test_momentum_two_steps():
+    problem = Quadratic()
+    updates = upd.momentum(problem.loss, problem.params, learning_rate=0.1, momentum=0.8)
+    run(updates, steps=2)
+    values, velocities = problem.start(), [0.0, 0.0]
+    for _ in range(2):
+        grads = problem.gradients(values)
+        velocities = [0.8 * vel - 0.1 * g for vel, g in zip(velocities, grads)]
+        values = [v + vel for v, vel in zip(values, velocities)]
+    assert_params_close(problem, values)
+    state = upd.get_update_state(updates, problem.params)
+    assert [s.name for s in state] == ["W_velocity", "b_velocity"]
+    for variable, expected in zip(state, velocities):
+        np.testing.assert_allclose(variable.get_value(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_nesterov_momentum_two_steps():
+    problem = Quadratic()
+    run(upd.nesterov_momentum(problem.loss, problem.params, learning_rate=0.1,
+                              momentum=0.8), steps=2)
+    values, velocities = problem.start(), [0.0, 0.0]
+    for _ in range(2):
+        grads = problem.gradients(values)
+        velocities = [0.8 * vel - 0.1 * g for vel, g in zip(velocities, grads)]
+        values = [v + 0.8 * vel - 0.1 * g for v, vel, g in zip(values, velocities, grads)]
+    assert_params_close(problem, values)
+
+
+def test_apply_momentum_to_some_params_only():
+    problem = Quadratic()
+    W, b = problem.params
+    updates = upd.apply_momentum(upd.sgd(problem.loss, problem.params, 0.1),
+                                 params=[W], momentum=0.5)
+    assert len(updates) == 3  # W, b and the velocity of W
+    run(updates, steps=2)
+    values, velocity = problem.start(), 0.0
+    for _ in range(2):
+        grads = problem.gradients(values)
+        velocity = 0.5 * velocity - 0.1 * grads[0]
+        values = [values[0] + velocity, values[1] - 0.1 * grads[1]]
+    assert_params_close(problem, values)
+
+
+# --- adaptive methods ---------------------------------------------------------
+
+
+def test_adagrad_two_steps():
+    problem = Quadratic()
+    run(upd.adagrad(problem.loss, problem.params, learning_rate=0.5, epsilon=1e-3), 2)
+    values, accus = problem.start(), [0.0, 0.0]
+    for _ in range(2):
+        grads = problem.gradients(values)
+        accus = [a + g ** 2 for a, g in zip(accus, grads)]
+        values = [v - 0.5 * g / np.sqrt(a + 1e-3) for v, g, a in zip(values, grads, accus)]
+    assert_params_close(problem, values)
+
+
+def test_rmsprop_two_steps():
+    problem = Quadratic()
+    run(upd.rmsprop(problem.loss, problem.params, learning_rate=0.01, rho=0.7,
+                    epsilon=1e-3), steps=2)
+    values, accus = problem.start(), [0.0, 0.0]
+    for _ in range(2):
+        grads = problem.gradients(values)
+        accus = [0.7 * a + 0.3 * g ** 2 for a, g in zip(accus, grads)]
+        values = [v - 0.01 * g / np.sqrt(a + 1e-3) for v, g, a in zip(values, grads, accus)]
+    assert_params_close(problem, values)
+
+
+def test_adadelta_two_steps():
+    problem = Quadratic()
+    updates = upd.adadelta(problem.loss, problem.params, learning_rate=0.9, rho=0.8,
+                           epsilon=1e-2)
+    run(updates, steps=2)
+    values, accus, deltas = problem.start(), [0.0, 0.0], [0.0, 0.0]
+    for _ in range(2):
+        grads = problem.gradients(values)
+        accus = [0.8 * a + 0.2 * g ** 2 for a, g in zip(accus, grads)]
+        steps = [g * np.sqrt(d + 1e-2) / np.sqrt(a + 1e-2)
+                 for g, d, a in zip(grads, deltas, accus)]
+        values = [v - 0.9 * s for v, s in zip(values, steps)]
+        deltas = [0.8 * d + 0.2 * s ** 2 for d, s in zip(deltas, steps)]
+    assert_params_close(problem, values)
+    names = [s.name for s in upd.get_update_state(updates, problem.params)]
+    assert names == ["W_adadelta_accu", "W_adadelta_delta_accu",
+                     "b_adadelta_accu", "b_adadelta_delta_accu"]
+    np.testing.assert_allclose(updates_state_value(updates, "b_adadelta_delta_accu"),
+                               deltas[1], rtol=1e-4, atol=1e-7)
+
+
+def updates_state_value(updates, name):
+    return next(variable.get_value() for variable in updates if variable.name == name)
+
+
+def test_adamax_three_steps():
+    problem = Quadratic()
+    run(upd.adamax(problem.loss, problem.params, learning_rate=0.05, beta1=0.8,
+                   beta2=0.9, epsilon=1e-2), steps=3)
+    values, m, u = problem.start(), [0.0, 0.0], [0.0, 0.0]
+    for t in range(1, 4):
+        grads = problem.gradients(values)
+        m = [0.8 * mi + 0.2 * g for mi, g in zip(m, grads)]
+        u = [np.maximum(0.9 * ui, np.abs(g)) for ui, g in zip(u, grads)]
+        a_t = 0.05 / (1 - 0.8 ** t)
+        values = [v - a_t * mi / (ui + 1e-2) for v, mi, ui in zip(values, m, u)]
+    assert_params_close(problem, values)
+
+
+def test_adam_matches_lasagne_formula_over_several_steps():
+    problem = Quadratic()
+    updates = upd.adam(problem.loss, problem.params)
+    run(updates, steps=6)
+    values, m, v2 = numpy_adam(problem, steps=6)
+    assert_params_close(problem, values)
+
+    state = upd.get_update_state(updates, problem.params)
+    assert [s.name for s in state] == ["W_adam_m", "W_adam_v", "b_adam_m", "b_adam_v",
+                                       "adam_t"]
+    for variable, expected in zip(state, [m[0], v2[0], m[1], v2[1]]):
+        np.testing.assert_allclose(variable.get_value(), expected, rtol=1e-4, atol=1e-7)
+    assert state[-1].get_value() == 6
+
+
+def test_adam_epsilon_sits_outside_the_bias_correction():
+    # With a large epsilon the two placements give clearly different steps.
+    problem = Quadratic()
+    run(upd.adam(problem.loss, problem.params, learning_rate=0.01, epsilon=0.1), steps=3)
+    lasagne_values, _, _ = numpy_adam(problem, 3, lr=0.01, eps=0.1)
+    torch_values, _, _ = numpy_adam(problem, 3, lr=0.01, eps=0.1, torch_style=True)
+    assert_params_close(problem, lasagne_values)
+    assert not np.allclose(problem.values()[0], torch_values[0], rtol=1e-3)
+
+
+def test_adam_with_a_shared_learning_rate_changed_between_steps():
+    problem = Quadratic()
+    learning_rate = pytensor.shared(np.float32(0.01), name="learning_rate")
+    step = pytensor.function([], [], mode=MODE, updates=upd.adam(
+        problem.loss, problem.params, learning_rate=learning_rate, beta1=0.5))
+    step()
+    learning_rate.set_value(np.float32(0.1))
+    step()
+
+    values, m, v2 = problem.start(), [0.0, 0.0], [0.0, 0.0]
+    for t, lr in ((1, 0.01), (2, 0.1)):
+        grads = problem.gradients(values)
+        m = [0.5 * mi + 0.5 * g for mi, g in zip(m, grads)]
+        v2 = [0.999 * vi + 0.001 * g ** 2 for vi, g in zip(v2, grads)]
+        a_t = lr * np.sqrt(1 - 0.999 ** t) / (1 - 0.5 ** t)
+        values = [v - a_t * mi / (np.sqrt(vi) + 1e-8) for v, mi, vi in zip(values, m, v2)]
+    assert_params_close(problem, values)
+
+
+def test_float64_params_keep_their_precision():
+    problem = Quadratic(dtype="float64")
+    updates = upd.adam(problem.loss, problem.params, learning_rate=0.01)
+    assert all(expression.dtype == variable.dtype for variable, expression in updates.items())
+    run(updates, steps=3)
+    values, _, _ = numpy_adam(problem, 3, lr=0.01)
+    assert_params_close(problem, values, rtol=1e-12, atol=1e-14)
+
+
+def test_state_keeps_the_broadcast_pattern_of_its_param():
+    column = pytensor.shared(np.ones((3, 1), dtype="float32"), name="column", shape=(None, 1))
+    updates = upd.rmsprop(pt.sum(column ** 2), [column])
+    (accu,) = upd.get_update_state(updates, [column])
+    assert accu.type.shape == (None, 1) and accu.dtype == "float32"
+    unnamed = pytensor.shared(np.ones(2, dtype="float32"))
+    assert upd.get_update_state(upd.adagrad(pt.sum(unnamed), [unnamed]),
+                                [unnamed])[0].name == "adagrad_accu"
+
+
+def test_optimiser_state_can_be_saved_and_restored():
+    problem = Quadratic()
+    updates = upd.adam(problem.loss, problem.params, learning_rate=0.05)
+    step = pytensor.function([], [], updates=updates, mode=MODE)
+    for _ in range(3):
+        step()
+    saved_params = problem.values()
+    saved_state = upd.get_update_state_values(updates, problem.params)
+    for _ in range(2):
+        step()
+    continued = problem.values()
+
+    # A fresh optimiser (new state variables) restored from the saved values.
+    for param, value in zip(problem.params, saved_params):
+        param.set_value(value)
+    updates = upd.adam(problem.loss, problem.params, learning_rate=0.05)
+    upd.set_update_state_values(updates, problem.params, saved_state)
+    run(updates, steps=2)
+    for actual, expected in zip(problem.values(), continued):
+        np.testing.assert_array_equal(actual, expected)
+
+    # Restarting without the state gives another trajectory.
+    for param, value in zip(problem.params, saved_params):
+        param.set_value(value)
+    run(upd.adam(problem.loss, problem.params, learning_rate=0.05), steps=2)
+    assert not np.allclose(problem.values()[0], continued[0], rtol=1e-4)
+
+
+def test_set_update_state_values_rejects_mismatches():
+    problem = Quadratic()
+    updates = upd.adam(problem.loss, problem.params)
+    values = upd.get_update_state_values(updates, problem.params)
+    with pytest.raises(ValueError, match="got 4 values to set 5"):
+        upd.set_update_state_values(updates, problem.params, values[:-1])
+    values[0] = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="W_adam_m has shape"):
+        upd.set_update_state_values(updates, problem.params, values)
+
+
+# --- norm constraints ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape, norm_axes, numpy_axes", [
+    ((5, 4), None, (0,)),              # dense weights: per output column
+    ((3, 2, 4, 4), None, (1, 2, 3)),   # conv filters: per filter
+    ((5, 4), (1,), (1,)),
+])
+def test_norm_constraint(shape, norm_axes, numpy_axes):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype("float32")
+    norms = np.sqrt(np.sum(x ** 2, axis=numpy_axes, keepdims=True))
+    max_norm = float(np.median(norms))  # some vectors above, some below
+    variable = pt.tensor(dtype="float32", shape=(None,) * len(shape))
+    constrained = pytensor.function(
+        [variable], upd.norm_constraint(variable, max_norm, norm_axes=norm_axes),
+        mode=MODE)(x)
+    expected = x * np.minimum(norms, max_norm) / (1e-7 + norms)
+    np.testing.assert_allclose(constrained, expected, rtol=1e-5)
+    new_norms = np.sqrt(np.sum(constrained ** 2, axis=numpy_axes))
+    assert new_norms.max() <= max_norm * (1 + 1e-5)
+
+
+def test_norm_constraint_needs_axes_for_other_ranks():
+    with pytest.raises(ValueError, match="norm_axes"):
+        upd.norm_constraint(pt.vector(), 1.0)
+
+
+def test_total_norm_constraint():
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal((3, 4)).astype("float32"),
+              rng.standard_normal(5).astype("float32")]
+    variables = [pt.matrix(), pt.vector()]
+    total_norm = np.sqrt(sum(np.sum(a.astype(np.float64) ** 2) for a in arrays))
+
+    for max_norm in (0.5 * total_norm, 2.0 * total_norm):
+        scaled, norm = upd.total_norm_constraint(variables, max_norm, return_norm=True)
+        results = pytensor.function(variables, scaled + [norm], mode=MODE)(*arrays)
+        np.testing.assert_allclose(results[-1], total_norm, rtol=1e-5)
+        factor = min(total_norm, max_norm) / (1e-7 + total_norm)
+        for actual, array in zip(results[:-1], arrays):
+            np.testing.assert_allclose(actual, array * factor, rtol=1e-5)
+            assert actual.dtype == array.dtype
+
+    assert len(upd.total_norm_constraint(variables, 1.0)) == 2
+    with pytest.raises(ValueError, match="at least one"):
+        upd.total_norm_constraint([], 1.0)
+
+
+# --- fcn8_lasagne.utils helpers the updates rely on -----------------------------
+# (kept here because this module's owner has no tests/test_utils.py of its own)
+
+
+def test_compute_norms_uses_the_norm_constraint_axes():
+    rng = np.random.default_rng(8)
+    dense = rng.standard_normal((5, 4))
+    conv = rng.standard_normal((3, 2, 4, 4))
+    np.testing.assert_allclose(utils.compute_norms(dense), np.sqrt((dense ** 2).sum(0)))
+    np.testing.assert_allclose(utils.compute_norms(dense, norm_axes=(1,)),
+                               np.sqrt((dense ** 2).sum(1)))
+    np.testing.assert_allclose(utils.compute_norms(conv), np.sqrt((conv ** 2).sum((1, 2, 3))))
+    with pytest.raises(ValueError, match="norm_axes"):
+        utils.compute_norms(np.ones(3))
+
+
+def test_collect_shared_vars_keeps_left_to_right_order():
+    W, b, c = (pytensor.shared(np.zeros(2), name=name) for name in "Wbc")
+    assert utils.collect_shared_vars([W, b, c]) == [W, b, c]
+    assert utils.collect_shared_vars([W * b + c, c, b]) == [W, b, c]
+    assert utils.collect_shared_vars(b * 2) == [b]
+    with pytest.raises(TypeError, match="PyTensor variables"):
+        utils.collect_shared_vars([W, 3])
+
+
+def test_small_utils():
+    assert utils.floatX([1, 2]).dtype == pytensor.config.floatX
+    assert utils.as_tuple(3, 2) == (3, 3)
+    assert utils.as_tuple([1, 2], 2, utils.int_types) == (1, 2)
+    with pytest.raises(ValueError, match="length 3"):
+        utils.as_tuple((1, 2), 3)
+    with pytest.raises(TypeError, match="iterable of int"):
+        utils.as_tuple((1, 2.5), 2, utils.int_types)
+    assert utils.unique([3, 1, 3, 2, 1]) == [3, 1, 2]
+    labels = pt.ivector()
+    encoded = pytensor.function([labels], utils.one_hot(labels, 3), mode=MODE)
+    np.testing.assert_array_equal(encoded(np.array([2, 0], dtype="int32")),
+                                  [[0, 0, 1], [1, 0, 0]])
