@@ -1,0 +1,157 @@
+"""Time the convolution kernels on FCN-8's layer shapes, against PyTorch when installed.
+
+Usage::
+
+    python benchmarks/bench_ops.py [--size 224] [--repeat 7] [--backward] [--network]
+
+Per layer it prints the best of ``--repeat`` runs of the CPU kernels behind the ops
+(forward; with ``--backward`` also the input and weight gradients) next to
+``torch.nn.functional`` on the same arrays. ``--network`` compiles FCN-8's forward pass
+(``fcn8_lasagne.models.buildFCN8``) in the C VM, Numba and JAX modes and reports compile
+and run times. The machine may be shared: minima are the numbers to compare.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from fcn8_lasagne.ops import _conv_cpu
+from fcn8_lasagne.ops._gemm import blas_info
+
+
+def fcn8_layers(size, n_classes=21):
+    """``(name, kind, input shape, weight shape, stride, pad)`` of FCN-8's convolutions."""
+    layers = []
+    height, channels = size, 3
+    blocks = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
+    for block, (filters, count) in enumerate(blocks, start=1):
+        for index in range(1, count + 1):
+            pad = 100 if (block, index) == (1, 1) else 1
+            layers.append((f"conv{block}_{index}", "conv", (1, channels, height, height),
+                           (filters, channels, 3, 3), 1, pad))
+            height, channels = height + 2 * pad - 2, filters
+        height //= 2
+        if block == 3:
+            pool3 = height
+        if block == 4:
+            pool4 = height
+    layers.append(("fc6", "conv", (1, 512, height, height), (4096, 512, 7, 7), 1, 0))
+    fc6 = height - 6
+    layers.append(("fc7", "conv", (1, 4096, fc6, fc6), (4096, 4096, 1, 1), 1, 0))
+    layers.append(("score_fr", "conv", (1, 4096, fc6, fc6), (n_classes, 4096, 1, 1), 1, 0))
+    layers.append(("score2", "deconv", (1, n_classes, fc6, fc6),
+                   (n_classes, n_classes, 4, 4), 2, 0))
+    layers.append(("score_pool4", "conv", (1, 512, pool4, pool4), (n_classes, 512, 1, 1), 1, 0))
+    score4_in = min(2 * fc6 + 2, pool4)
+    layers.append(("score4", "deconv", (1, n_classes, score4_in, score4_in),
+                   (n_classes, n_classes, 4, 4), 2, 0))
+    layers.append(("score_pool3", "conv", (1, 256, pool3, pool3), (n_classes, 256, 1, 1), 1, 0))
+    upsample_in = min(2 * score4_in + 2, pool3)
+    layers.append(("upsample", "deconv", (1, n_classes, upsample_in, upsample_in),
+                   (n_classes, n_classes, 16, 16), 8, 0))
+    return layers
+
+
+def best_time(function, repeat):
+    function()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_layers(size, repeat, backward):
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        torch = None
+    rng = np.random.default_rng(0)
+    header = f"{'layer':12s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>6s}"
+    print(header + ("   (grad input / grad weights: ours, torch)" if backward else ""))
+    totals = np.zeros(2)
+    for name, kind, x_shape, w_shape, stride, pad in fcn8_layers(size):
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
+        strides, pads = (stride, stride), (pad, pad)
+        if kind == "conv":
+            ours = best_time(lambda: _conv_cpu.conv2d_forward(x, w, pads, strides, False), repeat)
+        else:
+            out_hw = tuple((n - 1) * stride - 2 * pad + k for n, k in zip(x_shape[2:], w_shape[2:]))
+            ours = best_time(lambda: _conv_cpu.conv2d_backward_input(
+                x, w, out_hw, pads, strides, True), repeat)
+        line = f"{name:12s} {ours * 1e3:9.2f}"
+        theirs = np.nan
+        if torch is not None:
+            tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+            with torch.no_grad():
+                if kind == "conv":
+                    theirs = best_time(lambda: F.conv2d(tx, tw, stride=stride, padding=pad), repeat)
+                else:
+                    theirs = best_time(lambda: F.conv_transpose2d(tx, tw, stride=stride), repeat)
+            line += f" {theirs * 1e3:9.2f} {ours / theirs:6.2f}"
+        totals += (ours, theirs)
+        if backward and kind == "conv":
+            out = np.ascontiguousarray(_conv_cpu.conv2d_forward(x, w, pads, strides, False))
+            grad_in = best_time(lambda: _conv_cpu.conv2d_backward_input(
+                out, w, x_shape[2:], pads, strides, False), repeat)
+            grad_w = best_time(lambda: _conv_cpu.conv2d_backward_weights(
+                x, out, w_shape[2:], pads, strides, False), repeat)
+            line += f"   {grad_in * 1e3:8.2f} {grad_w * 1e3:8.2f}"
+            if torch is not None:
+                tx = torch.from_numpy(x).requires_grad_()
+                tw = torch.from_numpy(w).requires_grad_()
+                tout = torch.from_numpy(out)
+                t_in = best_time(lambda: torch.nn.grad.conv2d_input(
+                    x_shape, tw, tout, stride=stride, padding=pad), repeat)
+                t_w = best_time(lambda: torch.nn.grad.conv2d_weight(
+                    tx, w_shape, tout, stride=stride, padding=pad), repeat)
+                line += f" | {t_in * 1e3:8.2f} {t_w * 1e3:8.2f}"
+        print(line, flush=True)
+    print(f"{'total':12s} {totals[0] * 1e3:9.2f} {totals[1] * 1e3:9.2f} "
+          f"{totals[0] / totals[1]:6.2f}")
+
+
+def bench_network(size, repeat, modes):
+    import pytensor
+    import pytensor.tensor as pt
+
+    from fcn8_lasagne.layers import get_output
+    from fcn8_lasagne.models import buildFCN8
+
+    x = pt.tensor4("x", dtype="float32")
+    net = buildFCN8(3, x, n_classes=21)
+    output = get_output(net["probs_dimshuffle"] if isinstance(net, dict) else net[0],
+                        deterministic=True)
+    image = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    for mode in modes:
+        start = time.perf_counter()
+        function = pytensor.function([x], output, mode=mode)
+        compiled = time.perf_counter() - start
+        start = time.perf_counter()
+        function(image)
+        first = time.perf_counter() - start
+        run = best_time(lambda: function(image), repeat)
+        print(f"FCN-8 {size}x{size} mode={mode!s:5s} compile {compiled:6.2f} s, first call "
+              f"{first:6.2f} s, best {run:6.3f} s", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--backward", action="store_true")
+    parser.add_argument("--network", action="store_true")
+    parser.add_argument("--modes", default="CVM,NUMBA,JAX")
+    args = parser.parse_args()
+    print("BLAS:", blas_info())
+    bench_layers(args.size, args.repeat, args.backward)
+    if args.network:
+        bench_network(args.size, args.repeat, args.modes.split(","))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""The ``fcn8`` command: inspect, train, evaluate, predict, convert, dump-activations.
+
+Argument parsing and printing only; the work is done by the package's modules.
+``fcn8 train`` accepts ``train_fcn8.py``'s flags verbatim (``-dataset``, ``-learning_rate``,
+``-penal_cst``, ``-num_epochs``/``--num_epochs``/``-ne``, ``-max_patience``,
+``-batch_size N N N``, ``-data_augmentation JSON``, ``-early_stop_class``,
+``-train_from_0_255``).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+MODELS = ("fcn8", "fcn16", "fcn32")
+DEVICES = ("cpu", "jax", "gpu")
+# kept in step with fcn8_lasagne.weights.convert (not imported here so --help stays fast)
+WEIGHT_FORMATS = ("lasagne-vgg16", "vgg16-pkl", "matconvnet", "mat", "torch", "pytorch",
+                  "caffe", "caffemodel")
+CONVERT_MODELS = MODELS + ("fcn8s-caffe", "fcn8s-atonce-caffe", "fcn16s-caffe",
+                           "fcn32s-caffe")
+
+
+def _true_false(text):
+    """The tutorial used ``type=bool`` (any text was True); accept real booleans instead."""
+    lowered = str(text).lower()
+    if lowered in ("1", "true", "yes", "y", "on"):
+        return True
+    if lowered in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _json_dict(text):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"-data_augmentation: invalid JSON ({error})")
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("-data_augmentation: expected a JSON object")
+    return value
+
+
+def _add_device(parser):
+    parser.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="where compiled functions run (default cpu; 'gpu' needs "
+                             "fcn8_lasagne[gpu])")
+
+
+def _add_dataset(parser, required_split=True):
+    parser.add_argument("--dataset", default="synthetic",
+                        help="polyps912 | camvid | folder | synthetic (default)")
+    parser.add_argument("--data-dir", default=None, help="dataset root")
+    parser.add_argument("--split", default="test", help="train | valid | test (default)")
+    parser.add_argument("--class-names", nargs="+", default=None,
+                        help="class names of a 'folder' dataset")
+
+
+def build_parser():
+    """The argument parser of the ``fcn8`` command."""
+    parser = argparse.ArgumentParser(
+        prog="fcn8", description="The deeplearning.net FCN-8 tutorial on PyTensor.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    inspect = commands.add_parser("inspect", help="layer table for a model and input size")
+    inspect.add_argument("--model", choices=MODELS, default="fcn8")
+    inspect.add_argument("--n-classes", type=int, default=21)
+    inspect.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"))
+    inspect.add_argument("--batch", type=int, default=1)
+    inspect.add_argument("--channels", type=int, default=3)
+
+    train = commands.add_parser("train", help="train_fcn8.py",
+                                description="Train as train_fcn8.py did (same flags).")
+    train.add_argument("-dataset", default="synthetic",
+                       help="synthetic (default, built in) | polyps912 (or polyps) | camvid | "
+                            "folder")
+    train.add_argument("-learning_rate", type=float, default=None)
+    train.add_argument("-penal_cst", type=float, default=None, help="L2 weight decay")
+    train.add_argument("-num_epochs", "--num_epochs", "-ne", dest="num_epochs", type=int,
+                       default=None)
+    train.add_argument("-max_patience", type=int, default=None)
+    train.add_argument("-batch_size", type=int, nargs=3, default=None,
+                       metavar=("TRAIN", "VALID", "TEST"))
+    train.add_argument("-data_augmentation", type=_json_dict, default=None)
+    train.add_argument("-early_stop_class", type=int, default=None)
+    train.add_argument("-train_from_0_255", type=_true_false, nargs="?", const=True,
+                       default=False)
+    train.add_argument("--flip-every-image", action="store_true",
+                       help="reproduce the original loader, which flipped every image")
+    train.add_argument("--data-dir", default=None)
+    train.add_argument("--savepath", default=None,
+                       help="output folder (default save_models/<dataset>/<model>_data_aug)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the last epoch saved in --savepath")
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--model", choices=MODELS, default="fcn8")
+    train.add_argument("--init-weights", default=None, help="Lasagne .npz to start from")
+    train.add_argument("--deconv-init", choices=("glorot", "bilinear"), default="glorot")
+    train.add_argument("--class-names", nargs="+", default=None,
+                       help="class names of a 'folder' dataset")
+    train.add_argument("--no-progress", action="store_true")
+    _add_device(train)
+
+    evaluate = commands.add_parser("evaluate", help="per-class IoU of weights on a split")
+    evaluate.add_argument("weights")
+    evaluate.add_argument("--model", choices=MODELS, default="fcn8")
+    _add_dataset(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _add_device(evaluate)
+
+    predict = commands.add_parser("predict", help="label PNGs and overlays for images")
+    predict.add_argument("weights")
+    predict.add_argument("images", nargs="+", help="image files or folders")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--model", choices=MODELS, default="fcn8")
+    _add_device(predict)
+
+    convert = commands.add_parser("convert", help="pretrained weights to a Lasagne .npz")
+    convert.add_argument("src")
+    convert.add_argument("out")
+    convert.add_argument("--from", dest="fmt", default="auto",
+                         choices=("auto", *WEIGHT_FORMATS),
+                         help="source format (default: from the file extension)")
+    convert.add_argument("--model", choices=CONVERT_MODELS, default="fcn8")
+    convert.add_argument("--n-classes", type=int, default=21)
+    convert.add_argument("--exclude", nargs="+", default=None, metavar="SUBSTR",
+                         help="skip source layers whose name contains one of these (e.g. "
+                              "'score upscore' to take only the VGG body)")
+    convert.add_argument("--no-strict", action="store_true",
+                         help="allow layers of the model that the file does not cover")
+    convert.add_argument("--trust-pickle", action="store_true",
+                         help="allow reading a pickle (it can run code): only for files you "
+                              "trust")
+
+    dump = commands.add_parser("dump-activations", help="named layer outputs to one .npz")
+    dump.add_argument("weights")
+    dump.add_argument("image")
+    dump.add_argument("out")
+    dump.add_argument("--layers", nargs="+", default=None)
+    dump.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    dump.add_argument("--model", choices=MODELS, default="fcn8")
+    _add_device(dump)
+    return parser
+
+
+def _inspect(args):
+    import pytensor.tensor as pt
+
+    from .models import BUILDERS
+    from .models.summary import format_layer_table, layer_table
+
+    net = BUILDERS[args.model](args.channels, pt.tensor4("input"), n_classes=args.n_classes)
+    shape = (args.batch, args.channels) + tuple(args.size)
+    print(f"{args.model} with {args.n_classes} classes, input {'x'.join(map(str, shape))}")
+    print(format_layer_table(layer_table(net, shape)))
+
+
+def _train_config(args):
+    from .training import SYNTHETIC_DEFAULTS, TUTORIAL_DEFAULTS, TrainingConfig
+
+    dataset = "polyps912" if args.dataset == "polyps" else args.dataset
+    defaults = SYNTHETIC_DEFAULTS if dataset == "synthetic" else TUTORIAL_DEFAULTS
+    chosen = {name: getattr(args, name) for name in defaults}
+    settings = {name: defaults[name] if value is None else value
+                for name, value in chosen.items()}
+    options = {}
+    if args.class_names:
+        options["class_names"] = args.class_names
+    savepath = args.savepath or os.path.join("save_models", dataset, f"{args.model}_data_aug")
+    return TrainingConfig(
+        dataset=dataset, data_dir=args.data_dir, batch_size=tuple(settings["batch_size"]),
+        learning_rate=settings["learning_rate"], penal_cst=settings["penal_cst"],
+        num_epochs=settings["num_epochs"], max_patience=settings["max_patience"],
+        data_augmentation=settings["data_augmentation"],
+        flip_every_image=args.flip_every_image, early_stop_class=args.early_stop_class,
+        train_from_0_255=args.train_from_0_255, savepath=savepath, resume=args.resume,
+        seed=args.seed, model=args.model, device=args.device, init_weights=args.init_weights,
+        deconv_init=args.deconv_init, dataset_options=options)
+
+
+def _train(args):
+    from .training import TrainingDiverged, train
+
+    config = _train_config(args)
+    if config.dataset != "synthetic" and config.data_dir is None:
+        raise SystemExit(f"fcn8 train: -dataset {config.dataset} needs --data-dir")
+    try:
+        result = train(config, log=lambda line: print(line, flush=True),
+                       progress=not args.no_progress)
+    except TrainingDiverged as error:
+        print(f"fcn8 train: {error}", file=sys.stderr)
+        return 3
+    return 130 if result["interrupted"] else 0
+
+
+def _load_split(args):
+    from .data import load_dataset
+
+    options = {"class_names": args.class_names} if args.class_names else {}
+    dataset = "polyps912" if args.dataset == "polyps" else args.dataset
+    return load_dataset(dataset, args.data_dir, args.split, **options)
+
+
+def _evaluate(args):
+    from .inference import evaluate, load_model, predict_function
+
+    dataset = _load_split(args)
+    net, input_var = load_model(args.weights, args.model)
+    confusion = evaluate(predict_function(net, input_var, args.device), dataset,
+                         progress=not args.json)
+    names = list(dataset.class_names)
+    report = {
+        "weights": args.weights, "dataset": dataset.name, "split": args.split,
+        "classes": names, "per_class_iou": _floats(confusion.per_class_iou()),
+        "mean_iou": float(confusion.mean_iou()),
+        "pixel_accuracy": float(confusion.pixel_accuracy()),
+        "mean_class_accuracy": float(confusion.mean_class_accuracy()),
+        "frequency_weighted_iou": float(confusion.frequency_weighted_iou()),
+        "confusion_matrix": confusion.matrix.astype(int).tolist(),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{'class':<16}{'IoU':>8}")
+    for name, iou in zip(names, report["per_class_iou"]):
+        print(f"{name:<16}{'nan' if iou is None else f'{iou:.4f}':>8}")
+    for key in ("mean_iou", "pixel_accuracy", "mean_class_accuracy", "frequency_weighted_iou"):
+        print(f"{key:<24}{report[key]:.4f}")
+    print("confusion matrix (rows: true, columns: predicted)")
+    width = max(len(n) for n in names) + 2
+    print(" " * width + "".join(f"{n[:10]:>11}" for n in names))
+    for name, row in zip(names, report["confusion_matrix"]):
+        print(f"{name:<{width}}" + "".join(f"{v:>11}" for v in row))
+    return 0
+
+
+def _floats(values):
+    return [None if v != v else float(v) for v in values]
+
+
+def _image_files(paths):
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            files += sorted(os.path.join(path, f) for f in os.listdir(path)
+                            if os.path.splitext(f)[1].lower() in suffixes)
+        elif os.path.exists(path):
+            files.append(path)
+        else:
+            raise SystemExit(f"fcn8 predict: no such file or folder: {path}")
+    if not files:
+        raise SystemExit(f"fcn8 predict: no images found in {paths}")
+    return files
+
+
+def _predict(args):
+    from .inference import (load_model, overlay, predict_function, predict_labels, read_image,
+                            save_png)
+
+    files = _image_files(args.images)
+    net, input_var = load_model(args.weights, args.model)
+    n_classes = net["upsample"].num_filters
+    predict = predict_function(net, input_var, args.device)
+    for path in files:
+        image = read_image(path)
+        labels, _ = predict_labels(predict, image)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        save_png(labels.astype(np.uint8), os.path.join(args.out, f"{stem}_labels.png"))
+        save_png(overlay(image, labels, n_classes), os.path.join(args.out, f"{stem}_overlay.png"))
+        counts = np.bincount(labels.ravel(), minlength=n_classes)
+        print(f"{path}: {labels.shape[0]}x{labels.shape[1]}, pixels per class {counts.tolist()}")
+    return 0
+
+
+def _convert(args):
+    from .weights.convert import convert
+
+    convert(args.src, args.out, args.fmt, model=args.model, n_classes=args.n_classes,
+            trust_pickle=args.trust_pickle, exclude=args.exclude, strict=not args.no_strict)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _dump_activations(args):
+    from .inference import dump_activations, load_model, read_image
+
+    net, input_var = load_model(args.weights, args.model)
+    image = read_image(args.image, args.size)
+    arrays = dump_activations(net, input_var, image, args.out, args.layers, args.device)
+    for name, value in arrays.items():
+        print(f"{name:<18}{'x'.join(map(str, value.shape))}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+_COMMANDS = {"inspect": _inspect, "train": _train, "evaluate": _evaluate, "predict": _predict,
+             "convert": _convert, "dump-activations": _dump_activations}
+
+
+def main(argv=None):
+    """Entry point of the ``fcn8`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args) or 0
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as error:
+        print(f"fcn8 {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+if __name__ == "__main__":
+    sys.exit(main())

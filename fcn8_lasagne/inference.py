@@ -1,0 +1,155 @@
+"""Using trained weights: build the net for a weight file, predict labels, dump activations."""
+
+import os
+
+import numpy as np
+import pytensor.tensor as pt
+
+from . import compile as compiling
+from .data import read_rgb_image
+from .layers import get_output, set_all_param_values
+from .metrics import ConfusionMatrix
+from .models import BUILDERS
+from .weights import atomic_savez, read_npz_values
+
+__all__ = [
+    "load_model",
+    "predict_function",
+    "predict_labels",
+    "evaluate",
+    "activation_function",
+    "dump_activations",
+    "label_colors",
+    "overlay",
+    "read_image",
+    "save_png",
+]
+
+
+def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3):
+    """Build a network for a Lasagne ``.npz`` weight file and load it.
+
+    Parameters
+    ----------
+    path : str
+    model : {'fcn8', 'fcn16', 'fcn32'}
+    n_classes : int, optional
+        Taken from the file (the size of the last bias, ``upsample.b``) when omitted.
+    nb_in_channels : int
+
+    Returns
+    -------
+    net : OrderedDict
+    input_var : TensorVariable
+    """
+    if model not in BUILDERS:
+        raise ValueError(f"unknown model {model!r}; expected one of {sorted(BUILDERS)}")
+    values = read_npz_values(path)
+    if n_classes is None:
+        if not values or values[-1].ndim != 1:
+            raise ValueError(f"{path}: cannot infer n_classes (last array is not a bias)")
+        n_classes = int(values[-1].shape[0])
+    input_var = pt.tensor4("input")
+    net = BUILDERS[model](nb_in_channels, input_var, n_classes=n_classes)
+    try:
+        set_all_param_values(net["probs"], values)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error} (is this a {model} weight file?)") from None
+    return net, input_var
+
+
+def predict_function(net, input_var, device="cpu"):
+    """Compiled ``f(X) -> probabilities (B, C, H, W)``, deterministic (no dropout)."""
+    probs = get_output(net["probs_dimshuffle"], deterministic=True)
+    return compiling.function([input_var], probs, device=device)
+
+
+def predict_labels(predict, image):
+    """Label map (H, W) and probabilities (C, H, W) for one (3, H, W) image."""
+    probabilities = predict(image[None].astype(np.float32))[0]
+    return probabilities.argmax(axis=0).astype(np.int32), probabilities
+
+
+def evaluate(predict, dataset, progress=False):
+    """Confusion matrix of ``predict`` over every image of ``dataset``."""
+    from tqdm import tqdm
+
+    confusion = ConfusionMatrix(dataset.n_classes, void_label=dataset.void_label)
+    for index in tqdm(range(len(dataset)), disable=not progress, desc="evaluate"):
+        image, label = dataset[index]
+        predicted, _ = predict_labels(predict, image)
+        confusion.update(predicted, label)
+    return confusion
+
+
+def activation_function(net, input_var, layers=None, device="cpu"):
+    """Compiled ``f(X) -> [outputs]`` of the named layers (all with outputs by default).
+
+    Returns
+    -------
+    names : list of str
+    function : callable
+    """
+    if layers is None:
+        layers = [name for name in net if name not in ("input", "input_tmp")]
+    unknown = [name for name in layers if name not in net]
+    if unknown:
+        raise KeyError(f"unknown layer(s) {unknown}; the network has {list(net)}")
+    outputs = get_output([net[name] for name in layers], deterministic=True)
+    return list(layers), compiling.function([input_var], outputs, device=device)
+
+
+def dump_activations(net, input_var, image, out_path, layers=None, device="cpu"):
+    """Write the named layers' outputs for one image to ``out_path`` (``.npz``).
+
+    The file holds one array per layer, keyed by layer name, plus ``input`` (the (1, 3, H, W)
+    batch that was fed) — the format ``notebooks/02_compare_layer_outputs.ipynb`` reads and
+    ``weights/dump_theano_activations.py`` writes from the original stack.
+    """
+    names, function = activation_function(net, input_var, layers, device)
+    batch = image[None].astype(np.float32)
+    arrays = dict(zip(names, function(batch)))
+    arrays["input"] = batch
+    atomic_savez(out_path, **arrays)
+    return arrays
+
+
+def read_image(path, size=None):
+    """An RGB image file as float32 (3, H, W) in [0, 1], optionally resized to (H, W)."""
+    pixels = read_rgb_image(path)
+    if size is not None:
+        from PIL import Image
+
+        resized = Image.fromarray(pixels).resize((size[1], size[0]), Image.BILINEAR)
+        pixels = np.asarray(resized)
+    return pixels.astype(np.float32).transpose(2, 0, 1) / 255.0
+
+
+def label_colors(n_classes):
+    """A distinct RGB colour per class (uint8, (n_classes, 3)); class 0 is black."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n_classes <= 10 else "tab20"]
+    colors = (np.array([cmap(k % cmap.N)[:3] for k in range(n_classes)]) * 255).astype(np.uint8)
+    colors[0] = 0
+    return colors
+
+
+def overlay(image, labels, n_classes, alpha=0.5):
+    """Blend class colours over a (3, H, W) [0, 1] image; returns uint8 (H, W, 3)."""
+    rgb = np.clip(image.transpose(1, 2, 0), 0, 1) * 255
+    colored = label_colors(n_classes)[labels].astype(np.float32)
+    mask = (labels > 0)[..., None]
+    blended = np.where(mask, (1 - alpha) * rgb + alpha * colored, rgb)
+    return blended.astype(np.uint8)
+
+
+def save_png(array, path):
+    """Write a uint8 array as PNG atomically."""
+    from PIL import Image
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f".tmp-{os.path.basename(path)}")
+    Image.fromarray(array).save(temporary, format="PNG")
+    os.replace(temporary, path)

@@ -1,0 +1,54 @@
+"""Lasagne-compatible layers (Lasagne 0.2.dev1 names, arguments, defaults and semantics)."""
+
+from .base import Layer, MergeLayer
+from .conv import BaseConvLayer, Conv2DLayer, Deconv2DLayer, TransposedConv2DLayer
+from .dense import DenseLayer
+from .helper import (
+    count_params,
+    get_all_layers,
+    get_all_param_values,
+    get_all_params,
+    get_output,
+    get_output_shape,
+    set_all_param_values,
+)
+from .input import InputLayer
+from .merge import (
+    ConcatLayer,
+    ElemwiseMergeLayer,
+    ElemwiseSumLayer,
+    autocrop,
+    autocrop_array_shapes,
+    concat,
+    crop_offsets,
+)
+from .noise import DropoutLayer, dropout
+from .normalization import BatchNormLayer, batch_norm
+from .pool import MaxPool2DLayer, Pool2DLayer
+from .shape import (
+    DimshuffleLayer,
+    FlattenLayer,
+    PadLayer,
+    ReshapeLayer,
+    SliceLayer,
+    dimshuffle,
+    flatten,
+    pad,
+    reshape,
+)
+from .special import BiasLayer, ExpressionLayer, NonlinearityLayer, ScaleLayer
+
+__all__ = [
+    "Layer", "MergeLayer", "InputLayer",
+    "BaseConvLayer", "Conv2DLayer", "TransposedConv2DLayer", "Deconv2DLayer",
+    "Pool2DLayer", "MaxPool2DLayer",
+    "DropoutLayer", "dropout",
+    "ConcatLayer", "concat", "ElemwiseMergeLayer", "ElemwiseSumLayer",
+    "autocrop", "autocrop_array_shapes", "crop_offsets",
+    "DimshuffleLayer", "dimshuffle", "ReshapeLayer", "reshape", "FlattenLayer", "flatten",
+    "SliceLayer", "PadLayer", "pad",
+    "NonlinearityLayer", "BiasLayer", "ScaleLayer", "ExpressionLayer",
+    "DenseLayer", "BatchNormLayer", "batch_norm",
+    "get_all_layers", "get_output", "get_output_shape", "get_all_params", "count_params",
+    "get_all_param_values", "set_all_param_values",
+]

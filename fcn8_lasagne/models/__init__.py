@@ -1,0 +1,13 @@
+"""The tutorial's networks (:mod:`.fcn`) and the Caffe-semantics reference FCNs
+(:mod:`.caffe_fcn`)."""
+
+from .caffe_fcn import buildFCN8s_caffe, buildFCN16s_caffe, buildFCN32s_caffe
+from .fcn import VGG16_BLOCKS, buildFCN8, buildFCN16, buildFCN32, freezeParameters
+
+__all__ = [
+    "buildFCN8", "buildFCN16", "buildFCN32", "freezeParameters", "VGG16_BLOCKS",
+    "buildFCN8s_caffe", "buildFCN16s_caffe", "buildFCN32s_caffe", "BUILDERS",
+]
+
+#: The tutorial's builders by CLI name.
+BUILDERS = {"fcn8": buildFCN8, "fcn16": buildFCN16, "fcn32": buildFCN32}

@@ -1,0 +1,234 @@
+"""The tutorial's fully convolutional networks: ``buildFCN8`` and its siblings.
+
+Each builder returns the tutorial's network as an ordered dict of named layers (or, with
+``layer=[...]``, the list ``[net[name] for name in layer]`` as the original did). The
+numerics follow the original exactly — ``pad=100`` on ``conv1_1``, floor max-pooling, ReLU on
+every score convolution, Glorot-initialised trainable deconvolutions with biases, centre crops
+and the ``input_tmp`` crop to the image — with the differences listed in
+``docs/faithfulness.md`` (which layers are frozen, weight loading, layer names).
+"""
+
+from collections import OrderedDict
+
+import pytensor.tensor as pt
+
+from .. import init
+from ..layers import (
+    Conv2DLayer,
+    Deconv2DLayer,
+    DimshuffleLayer,
+    DropoutLayer,
+    ElemwiseMergeLayer,
+    ElemwiseSumLayer,
+    InputLayer,
+    NonlinearityLayer,
+    Pool2DLayer,
+    ReshapeLayer,
+    get_all_layers,
+    get_output,
+)
+from ..nonlinearities import linear, softmax
+
+__all__ = ["buildFCN8", "buildFCN16", "buildFCN32", "freezeParameters", "VGG16_BLOCKS"]
+
+#: (block, number of conv layers, filters) of the VGG16 body.
+VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
+
+_CENTER = [None, None, "center", "center"]
+
+
+def freezeParameters(net, single=True):
+    """Remove the ``trainable`` tag from parameters (the tutorial's ``model_helpers``).
+
+    Parameters
+    ----------
+    net : Layer
+        The top layer.
+    single : bool, default True
+        Only the top layer's own parameters (as the tutorial called it, which froze nothing
+        since its top layer has none); ``False`` freezes every layer below ``net`` as well.
+    """
+    layers = get_all_layers(net)
+    if single:
+        layers = [layers[-1]]
+    for layer in layers:
+        for param in layer.get_params():
+            layer.params[param].discard("trainable")
+
+
+def _deconv_weights(deconv_init):
+    if deconv_init == "glorot":
+        return init.GlorotUniform()
+    if deconv_init == "bilinear":
+        return init.Bilinear()
+    raise ValueError(f"deconv_init must be 'glorot' or 'bilinear', got {deconv_init!r}")
+
+
+def _add_vgg16_body(net, nb_in_channels, input_var, n_classes, dropout):
+    """input … pool5, fc6, fc7 (as convolutions) with their dropouts and score_fr."""
+    net["input"] = InputLayer((None, nb_in_channels, None, None), input_var, name="input")
+    incoming = net["input"]
+    for block, n_convs, n_filters in VGG16_BLOCKS:
+        for index in range(1, n_convs + 1):
+            name = f"conv{block}_{index}"
+            pad = 100 if name == "conv1_1" else "same"
+            net[name] = Conv2DLayer(incoming, n_filters, 3, pad=pad, flip_filters=False,
+                                    name=name)
+            incoming = net[name]
+        net[f"pool{block}"] = Pool2DLayer(incoming, 2, name=f"pool{block}")
+        incoming = net[f"pool{block}"]
+    net["fc6"] = Conv2DLayer(net["pool5"], 4096, 7, pad="valid", flip_filters=False,
+                             name="fc6")
+    net["fc6_dropout"] = DropoutLayer(net["fc6"], p=dropout, name="fc6_dropout")
+    net["fc7"] = Conv2DLayer(net["fc6_dropout"], 4096, 1, pad="valid", flip_filters=False,
+                             name="fc7")
+    net["fc7_dropout"] = DropoutLayer(net["fc7"], p=dropout, name="fc7_dropout")
+    # no nonlinearity given: ReLU, as in the tutorial
+    net["score_fr"] = Conv2DLayer(net["fc7_dropout"], n_classes, 1, pad="valid",
+                                  flip_filters=False, name="score_fr")
+
+
+def _deconv(net, name, incoming, n_classes, filter_size, stride, deconv_init):
+    net[name] = Deconv2DLayer(incoming, n_classes, filter_size, stride=stride, crop="valid",
+                              W=_deconv_weights(deconv_init), nonlinearity=linear, name=name)
+    return net[name]
+
+
+def _add_output_head(net, input_var, n_classes):
+    """Crop ``upsample`` to the image and add dimshuffle → reshape → softmax → back to 4-D."""
+    upsample_channels = net["upsample"].output_shape[1]
+    # the image itself, declared with n_classes channels: only its H and W are used
+    net["input_tmp"] = InputLayer((None, upsample_channels, None, None), input_var,
+                                  name="input_tmp")
+    net["score"] = ElemwiseMergeLayer((net["input_tmp"], net["upsample"]),
+                                      merge_function=lambda input, deconv: deconv,
+                                      cropping=_CENTER, name="score")
+    net["final_dimshuffle"] = DimshuffleLayer(net["score"], (0, 2, 3, 1),
+                                              name="final_dimshuffle")
+    # the tutorial takes the sizes from the symbolic output shape (they depend on input_var)
+    lay_size = get_output(net["final_dimshuffle"]).shape
+    net["final_reshape"] = ReshapeLayer(net["final_dimshuffle"],
+                                        (pt.prod(lay_size[0:3]), lay_size[3]),
+                                        name="final_reshape")
+    net["probs"] = NonlinearityLayer(net["final_reshape"], nonlinearity=softmax, name="probs")
+    net["probs_reshape"] = ReshapeLayer(net["probs"],
+                                        (lay_size[0], lay_size[1], lay_size[2], n_classes),
+                                        name="probs_reshape")
+    net["probs_dimshuffle"] = DimshuffleLayer(net["probs_reshape"], (0, 3, 1, 2),
+                                              name="probs_dimshuffle")
+
+
+def _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature):
+    if load_weights:
+        if path_weights is None:
+            raise ValueError("load_weights=True needs path_weights (a Lasagne .npz file, or "
+                             "a MatConvNet .mat file with pascal=True)")
+        if pascal:
+            from ..weights.matconvnet import load_matconvnet
+
+            load_matconvnet(net, path_weights)
+        else:
+            from ..weights.npz import load_npz
+
+            load_npz(net["probs"], path_weights)
+        if temperature != 1.0:
+            upsample = net["upsample"]
+            upsample.W.set_value(upsample.W.get_value() / temperature)
+            upsample.b.set_value(upsample.b.get_value() / temperature)
+    if not trainable:
+        freezeParameters(net["probs"], single=False)
+    if layer is None:
+        return net
+    missing = [name for name in layer if name not in net]
+    if missing:
+        raise KeyError(f"unknown layer name(s) {missing}; the network has {list(net)}")
+    return [net[name] for name in layer]
+
+
+_BUILDER_PARAMETERS = """
+    Parameters
+    ----------
+    nb_in_channels : int
+        Image channels (3 for RGB).
+    input_var : pytensor TensorVariable
+        4-D input (B, C, H, W); H and W may vary between calls.
+    path_weights : str, optional
+        Weights to load when ``load_weights`` is true: a Lasagne ``.npz`` (``arr_i``, the
+        order of ``get_all_params``), or with ``pascal=True`` a MatConvNet FCN ``.mat``.
+    n_classes : int, default 21
+    load_weights : bool, default False
+        Load ``path_weights`` (the tutorial's last version only applied ``temperature``
+        here), then divide the ``upsample`` weights and bias by ``temperature``.
+    void_labels : list, default []
+        Unused, kept for the tutorial's signature.
+    trainable : bool, default False
+        ``False`` removes the ``trainable`` tag from every parameter (the tutorial meant to
+        but froze nothing; pass ``True`` to train, as ``train_fcn8.py`` did).
+    layer : list of str or None, default None
+        ``None`` returns the whole ordered dict; a list returns ``[net[n] for n in layer]``
+        as the tutorial did (its default was ``['probs_dimshuffle']``).
+    pascal : bool, default False
+        ``path_weights`` is a MatConvNet DagNN file.
+    temperature : float, default 1.0
+    dropout : float, default 0.5
+        Drop probability of ``fc6_dropout`` and ``fc7_dropout``.
+    deconv_init : {'glorot', 'bilinear'}, default 'glorot'
+        Initialisation of the deconvolutions: the tutorial's Glorot uniform, or bilinear
+        upsampling kernels (the FCN paper's choice; not in the tutorial).
+
+    Returns
+    -------
+    OrderedDict of name → Layer, or list of Layer
+"""
+
+
+def buildFCN8(nb_in_channels, input_var, path_weights=None, n_classes=21, load_weights=False,
+              void_labels=[], trainable=False, layer=None, pascal=False, temperature=1.0,
+              dropout=0.5, deconv_init="glorot"):
+    net = OrderedDict()
+    _add_vgg16_body(net, nb_in_channels, input_var, n_classes, dropout)
+    _deconv(net, "score2", net["score_fr"], n_classes, 4, 2, deconv_init)
+    net["score_pool4"] = Conv2DLayer(net["pool4"], n_classes, 1, pad="same", name="score_pool4")
+    net["score_fused"] = ElemwiseSumLayer((net["score2"], net["score_pool4"]),
+                                          cropping=_CENTER, name="score_fused")
+    _deconv(net, "score4", net["score_fused"], n_classes, 4, 2, deconv_init)
+    net["score_pool3"] = Conv2DLayer(net["pool3"], n_classes, 1, pad="valid", name="score_pool3")
+    net["score_final"] = ElemwiseSumLayer((net["score4"], net["score_pool3"]),
+                                          cropping=_CENTER, name="score_final")
+    _deconv(net, "upsample", net["score_final"], n_classes, 16, 8, deconv_init)
+    _add_output_head(net, input_var, n_classes)
+    return _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature)
+
+
+def buildFCN16(nb_in_channels, input_var, path_weights=None, n_classes=21, load_weights=False,
+               void_labels=[], trainable=False, layer=None, pascal=False, temperature=1.0,
+               dropout=0.5, deconv_init="glorot"):
+    net = OrderedDict()
+    _add_vgg16_body(net, nb_in_channels, input_var, n_classes, dropout)
+    _deconv(net, "score2", net["score_fr"], n_classes, 4, 2, deconv_init)
+    net["score_pool4"] = Conv2DLayer(net["pool4"], n_classes, 1, pad="same", name="score_pool4")
+    net["score_fused"] = ElemwiseSumLayer((net["score2"], net["score_pool4"]),
+                                          cropping=_CENTER, name="score_fused")
+    _deconv(net, "upsample", net["score_fused"], n_classes, 32, 16, deconv_init)
+    _add_output_head(net, input_var, n_classes)
+    return _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature)
+
+
+def buildFCN32(nb_in_channels, input_var, path_weights=None, n_classes=21, load_weights=False,
+               void_labels=[], trainable=False, layer=None, pascal=False, temperature=1.0,
+               dropout=0.5, deconv_init="glorot"):
+    net = OrderedDict()
+    _add_vgg16_body(net, nb_in_channels, input_var, n_classes, dropout)
+    _deconv(net, "upsample", net["score_fr"], n_classes, 64, 32, deconv_init)
+    _add_output_head(net, input_var, n_classes)
+    return _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature)
+
+
+buildFCN8.__doc__ = """Build the tutorial's FCN-8: VGG16 with skips from pool4 and pool3, ×8 upsampling.
+""" + _BUILDER_PARAMETERS
+buildFCN16.__doc__ = """Build FCN-16 as the tutorial describes it: score_fr ×2 fused with score_pool4,
+then a stride-16 deconvolution (kernel 32).
+""" + _BUILDER_PARAMETERS
+buildFCN32.__doc__ = """Build FCN-32 as the tutorial describes it: score_fr upsampled by one stride-32
+deconvolution (kernel 64).
+""" + _BUILDER_PARAMETERS

@@ -1,0 +1,102 @@
+"""Lasagne's weight files: ``np.savez(path, *get_all_param_values(net))``.
+
+A file holds ``arr_0 … arr_{n-1}``, the values of ``get_all_params(net)`` in order (for FCN-8
+42 arrays, ``conv1_1.W, conv1_1.b, …, upsample.W, upsample.b``). Files written by the tutorial
+load here and files written here load in the tutorial.
+"""
+
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from ..layers import get_all_param_values, set_all_param_values
+
+__all__ = ["save_npz", "load_npz", "read_npz_values", "atomic_savez"]
+
+
+def atomic_savez(path, *args, **kwds):
+    """``np.savez`` that never leaves a half-written file at ``path``.
+
+    The archive is written to a temporary file in the same folder, flushed to disk, then
+    renamed over ``path``; an existing file stays intact if anything fails.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, *args, **kwds)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def save_npz(layer, path, **tags):
+    """Save the parameter values below ``layer`` in Lasagne's ``arr_i`` format, atomically.
+
+    Parameters
+    ----------
+    layer : Layer or list of Layer
+        Usually the top layer (``net['probs']`` or ``net['probs_dimshuffle']``).
+    path : str or path-like
+    **tags
+        Tag filter for :func:`~fcn8_lasagne.layers.get_all_params` (default: all).
+    """
+    atomic_savez(path, *get_all_param_values(layer, **tags))
+
+
+def read_npz_values(path):
+    """Read the ``arr_0 … arr_{n-1}`` arrays of a Lasagne weight file, in order.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a readable ``.npz`` or its keys are not ``arr_0 … arr_{n-1}``.
+    """
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            expected = [f"arr_{i}" for i in range(len(names))]
+            if sorted(names, key=_arr_index) != expected:
+                raise ValueError(
+                    f"{path}: not a Lasagne weight file: expected arrays {expected[:3]}… "
+                    f"(arr_0 … arr_{len(names) - 1}), found {sorted(names)[:5]}")
+            return [archive[name] for name in expected]
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: cannot read weight file ({error})") from error
+
+
+def _arr_index(name):
+    prefix, _, index = name.partition("_")
+    return (prefix != "arr", int(index) if index.isdigit() else -1, name)
+
+
+def load_npz(layer, path, **tags):
+    """Load a Lasagne ``arr_i`` weight file into the parameters below ``layer``.
+
+    Every array is checked against its parameter before any is set: a count or shape
+    mismatch raises ``ValueError`` naming the file, the layer, the parameter and both shapes,
+    and leaves the network unchanged.
+
+    Parameters
+    ----------
+    layer : Layer or list of Layer
+    path : str or path-like
+    **tags
+        Tag filter for :func:`~fcn8_lasagne.layers.get_all_params` (default: all).
+    """
+    values = read_npz_values(path)
+    try:
+        set_all_param_values(layer, values, **tags)
+    except ValueError as error:
+        raise ValueError(f"{os.fspath(path)}: {error}") from None

@@ -1,0 +1,150 @@
+"""train_fcn8.py's functions against NumPy references, and the training loop's files."""
+
+import os
+
+import numpy as np
+import pytensor.tensor as pt
+import pytest
+
+from fcn8_lasagne.layers import get_all_param_values, set_all_param_values
+from fcn8_lasagne.models import buildFCN8
+from fcn8_lasagne.training import (
+    BEST_WEIGHTS,
+    LAST_WEIGHTS,
+    LOG_FILE,
+    TrainingConfig,
+    build_functions,
+    epoch_line,
+    final_line,
+    train,
+)
+from fcn8_lasagne.weights import read_npz_values
+from tests import reference
+
+
+@pytest.fixture(scope="module")
+def tutorial_functions():
+    """FCN-8 with 2 classes + void 2, dropout off so NumPy can follow it exactly."""
+    np.random.seed(11)
+    input_var = pt.tensor4("input_var")
+    target_var = pt.ivector("target_var")
+    net = buildFCN8(3, input_var, n_classes=2, trainable=True, dropout=0.0)
+    rng = np.random.default_rng(12)
+    values = reference.scaled_random_params(
+        [v.shape for v in get_all_param_values(net["probs"])], rng)
+    set_all_param_values(net["probs"], values)
+    functions = build_functions(net["probs"], input_var, target_var, 2, [2],
+                                learning_rate=1e-4)
+    x = rng.uniform(0, 1, (2, 3, 21, 26)).astype("float32")
+    labels = rng.integers(0, 3, size=2 * 21 * 26).astype("int32")
+    return net, functions, values, x, labels
+
+
+def test_loss_accuracy_jaccard_match_numpy(tutorial_functions):
+    net, functions, values, x, labels = tutorial_functions
+    loss, accuracy, jaccard = functions.val_fn(x, labels)
+    probs = reference.fcn_forward(x, values)["probs"]
+    mask = labels != 2
+    picked = np.clip(probs[np.arange(len(labels)), np.where(mask, labels, 0)], 1e-6, 1 - 1e-6)
+    np.testing.assert_allclose(loss, -np.log(picked)[mask].mean(), rtol=1e-4)
+    predicted = probs.argmax(axis=1)
+    np.testing.assert_allclose(accuracy, (predicted == labels)[mask].mean(), rtol=1e-5)
+    for k in range(2):
+        tp = np.sum((predicted == k) & (labels == k))
+        fp = np.sum((predicted == k) & (labels != k) & mask)
+        fn = np.sum((predicted != k) & (labels == k))
+        np.testing.assert_array_equal(jaccard[:, k], [tp, tp + fp + fn])
+
+
+def test_gradients_and_adam_step_match_numpy(tutorial_functions):
+    net, functions, values, x, labels = tutorial_functions
+    expected_loss, expected_grads = reference.fcn8_loss_and_grads(x, values, labels, 2)
+    import pytensor
+
+    from fcn8_lasagne.compile import function
+    from fcn8_lasagne.layers import get_output
+    from fcn8_lasagne.metrics import crossentropy_metric
+
+    input_var = net["input"].input_var
+    target_var = pt.ivector("target")
+    loss = crossentropy_metric(get_output(net["probs"]), target_var, [2])
+    grads = pytensor.grad(loss, functions.params)
+    got_loss, *got_grads = function([input_var, target_var], [loss] + grads)(x, labels)
+    np.testing.assert_allclose(got_loss, expected_loss, rtol=1e-4)
+    assert len(got_grads) == 42
+    for index, (got, want) in enumerate(zip(got_grads, expected_grads)):
+        scale = np.abs(want).max()
+        assert np.abs(got - want).max() <= 2e-4 * scale + 1e-9, f"gradient {index}"
+    # one Adam step, Lasagne's formula: a_t = lr sqrt(1 - b2^t) / (1 - b1^t), eps outside
+    train_loss = functions.train_fn(x, labels)
+    np.testing.assert_allclose(train_loss, expected_loss, rtol=1e-4)
+    a_t = 1e-4 * np.sqrt(1 - 0.999) / (1 - 0.9)
+    for index, (param, before, grad) in enumerate(zip(functions.params, values,
+                                                      expected_grads)):
+        m, v = 0.1 * grad, 0.001 * grad ** 2
+        want = before - a_t * m / (np.sqrt(v) + 1e-8)
+        np.testing.assert_allclose(param.get_value(), want, rtol=1e-4, atol=1e-6,
+                                   err_msg=f"parameter {index} after one Adam step")
+    set_all_param_values(net["probs"], values)
+
+
+def test_epoch_and_final_lines_match_the_tutorial_format():
+    line = epoch_line(3, 0.5, 0.25, 0.9, [0.8, 0.4], 0.6, 12.5)
+    assert line == ("EPOCH 3: Avg epoch training cost train 0.500000, cost val 0.250000, "
+                    "acc val 0.900000, jacc val class 0 0.800000, jacc val class 1 0.400000, "
+                    "jacc val 0.600000 took 12.500000 s")
+    assert final_line(0.1, 0.9, [0.8, 0.4], 0.6) == (
+        "FINAL MODEL: err test 0.100000, acc test 0.900000, jacc test class 0 0.800000, "
+        "jacc test class 1 0.400000, jacc test 0.600000")
+
+
+def _tiny_synthetic_config(tmp_path, **overrides):
+    options = dict(n_train=4, n_valid=2, n_test=2, image_size=(24, 28),
+                   root=str(tmp_path / "data"))
+    settings = dict(dataset="synthetic", num_epochs=2, batch_size=(2, 1, 1),
+                    data_augmentation={"horizontal_flip": True}, savepath=str(tmp_path / "run"),
+                    seed=5, model="fcn32", dataset_options=options)
+    settings.update(overrides)
+    return TrainingConfig(**settings)
+
+
+@pytest.mark.slow
+def test_training_run_writes_the_tutorial_files_and_is_repeatable(tmp_path):
+    lines = []
+    result = train(_tiny_synthetic_config(tmp_path), log=lines.append, progress=False)
+    run = tmp_path / "run"
+    for name in (LOG_FILE, "config.txt", BEST_WEIGHTS, LAST_WEIGHTS, "fcn8_errors_best.npz",
+                 "fcn8_errors_last.npz"):
+        assert (run / name).exists(), name
+    epochs = [line for line in lines if line.startswith("EPOCH")]
+    assert len(epochs) == 2 and lines[-1].startswith("FINAL MODEL: err test")
+    assert (run / LOG_FILE).read_text().splitlines() == epochs
+    assert result["test"] is not None and result["epochs_run"] == 2
+    with np.load(run / "fcn8_errors_last.npz") as errors:
+        assert [errors[f"arr_{i}"].shape for i in range(4)] == [(2,)] * 4
+    assert len(read_npz_values(run / LAST_WEIGHTS)) == 34
+    # same seed, same losses
+    again = []
+    train(_tiny_synthetic_config(tmp_path / "again"), log=again.append, progress=False)
+    strip = [line.rsplit(" took ", 1)[0] for line in epochs]
+    assert [line.rsplit(" took ", 1)[0] for line in again if line.startswith("EPOCH")] == strip
+
+
+@pytest.mark.slow
+def test_resume_continues_from_last_epoch(tmp_path):
+    lines = []
+    train(_tiny_synthetic_config(tmp_path, num_epochs=1), log=lines.append, progress=False)
+    resumed = []
+    train(_tiny_synthetic_config(tmp_path, num_epochs=2, resume=True), log=resumed.append,
+          progress=False)
+    assert any("Resuming at epoch 1" in line for line in resumed)
+    assert [l for l in resumed if l.startswith("EPOCH")][0].startswith("EPOCH 1:")
+    log = (tmp_path / "run" / LOG_FILE).read_text().splitlines()
+    assert [l.split(":")[0] for l in log] == ["EPOCH 0", "EPOCH 1"]
+
+
+def test_resume_without_state_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(_tiny_synthetic_config(tmp_path, resume=True), log=lambda _: None,
+              progress=False)
+    assert not os.path.exists(tmp_path / "run" / BEST_WEIGHTS)
