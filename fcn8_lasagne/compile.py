@@ -11,11 +11,25 @@ mode that runs this project's ops fastest on the device:
 
 Any ``pytensor.function`` keyword (``givens``, ``on_unused_input``, …) passes through, and
 ``mode=`` overrides the choice.
+
+JAX compiles for static shapes. The ops of this package keep their own shapes static, but
+PyTensor's gradient and shape rewrites compute intermediate sizes by arithmetic that JAX
+traces. So on the JAX devices the graph is specialised to the shapes of each call's inputs
+(the inputs are wrapped in ``specify_shape``, which makes every inferred size a constant) and
+one compiled function is kept per distinct input shape — what ``jax.jit`` does anyway. Shared
+variables (parameters, optimiser state, random generators) are the same in every
+specialisation.
 """
 
+import numpy as np
 import pytensor
+import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Variable, graph_inputs
+from pytensor.graph.replace import clone_replace
 
-__all__ = ["DEVICES", "function", "mode_for_device", "set_matmul_precision"]
+__all__ = ["DEVICES", "function", "mode_for_device", "set_matmul_precision",
+           "ShapeSpecializedFunction"]
 
 DEVICES = ("cpu", "jax", "gpu")
 _CPU_MODE = "CVM"
@@ -62,6 +76,61 @@ def set_matmul_precision(precision):
     jax.config.update("jax_default_matmul_precision", values[precision])
 
 
+def _update_pairs(updates):
+    if updates is None:
+        return []
+    return list(updates.items()) if hasattr(updates, "items") else list(updates)
+
+
+class ShapeSpecializedFunction:
+    """A function compiled once per distinct shape of its inputs (for JAX).
+
+    Parameters
+    ----------
+    inputs, outputs, updates, mode, **kwargs
+        As for :func:`pytensor.function`.
+    """
+
+    def __init__(self, inputs, outputs, updates=None, mode="JAX", **kwargs):
+        self.inputs = list(inputs)
+        self.outputs = outputs
+        self.updates = _update_pairs(updates)
+        self.mode = mode
+        self.kwargs = kwargs
+        self._compiled = {}
+
+    def _specialize(self, shapes):
+        single = isinstance(self.outputs, Variable)
+        outputs = [] if self.outputs is None else (
+            [self.outputs] if single else list(self.outputs))
+        updates = list(self.updates)
+        updated = {variable for variable, _ in updates}
+        # random generators advance through default updates: clone them with the graph
+        for variable in graph_inputs(outputs + [value for _, value in updates]):
+            default = getattr(variable, "default_update", None)
+            if isinstance(variable, SharedVariable) and default is not None \
+                    and variable not in updated:
+                updates.append((variable, default))
+        replace = {variable: pt.specify_shape(variable, shape)
+                   for variable, shape in zip(self.inputs, shapes)
+                   if shape is not None and variable.ndim == len(shape)}
+        cloned = clone_replace(outputs + [value for _, value in updates],
+                                        replace=replace)
+        new_outputs, new_values = cloned[:len(outputs)], cloned[len(outputs):]
+        new_updates = [(variable, value) for (variable, _), value in zip(updates, new_values)]
+        result = new_outputs[0] if single else (None if self.outputs is None else new_outputs)
+        return pytensor.function(self.inputs, result, updates=new_updates, mode=self.mode,
+                                 **self.kwargs)
+
+    def __call__(self, *args):
+        shapes = tuple(np.shape(arg) if hasattr(var, "ndim") else None
+                       for var, arg in zip(self.inputs, args))
+        compiled = self._compiled.get(shapes)
+        if compiled is None:
+            compiled = self._compiled[shapes] = self._specialize(shapes)
+        return compiled(*args)
+
+
 def function(inputs, outputs=None, updates=None, device="cpu", mode=None, **kwargs):
     """Compile ``outputs`` of ``inputs`` (and ``updates``) for ``device``.
 
@@ -80,8 +149,11 @@ def function(inputs, outputs=None, updates=None, device="cpu", mode=None, **kwar
 
     Returns
     -------
-    pytensor.compile.function.types.Function
+    pytensor.compile.function.types.Function or ShapeSpecializedFunction
+        Called like the tutorial's Theano functions.
     """
     if mode is None:
         mode = mode_for_device(device)
+    if mode == "JAX":
+        return ShapeSpecializedFunction(inputs, outputs, updates=updates, mode=mode, **kwargs)
     return pytensor.function(inputs, outputs, updates=updates, mode=mode, **kwargs)

@@ -42,7 +42,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from .utils import as_theano_expression
+from .utils import as_theano_expression, row_indices
 
 __all__ = [
     "crossentropy_metric",
@@ -143,7 +143,7 @@ def crossentropy_metric(y_pred, y_true, void_labels, one_hot=False):
     keep = _non_void(labels, void_labels)
     mask = pt.cast(keep, pytensor.config.floatX)
     lookup_labels = pt.switch(keep, labels, 0)
-    pixel_losses = -pt.log(clipped[pt.arange(labels.shape[0]), lookup_labels])
+    pixel_losses = -pt.log(clipped[row_indices(labels.shape[0]), lookup_labels])
     return pt.sum(pixel_losses * mask) / pt.sum(mask)
 
 

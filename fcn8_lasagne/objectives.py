@@ -39,6 +39,7 @@ Examples
 
 import pytensor.tensor as pt
 
+from . import utils
 from .utils import as_theano_expression
 
 __all__ = [
@@ -144,7 +145,7 @@ def categorical_crossentropy(predictions, targets):
         if not _is_integer_tensor(targets):
             raise TypeError(
                 "class-index targets must be integers, got dtype %s" % targets.dtype)
-        row_indices = pt.arange(targets.shape[0])
+        row_indices = utils.row_indices(targets.shape[0])
         return -pt.log(predictions[row_indices, targets])
     raise TypeError("rank mismatch between coding and true distributions")
 
@@ -284,7 +285,7 @@ def multiclass_hinge_loss(predictions, targets, delta=1):
     else:
         raise TypeError("rank mismatch between targets and predictions")
     is_target = pt.eq(pt.arange(predictions.shape[1])[None, :], target_classes[:, None])
-    correct_scores = predictions[pt.arange(predictions.shape[0]), target_classes]
+    correct_scores = predictions[utils.row_indices(predictions.shape[0]), target_classes]
     # -inf never wins the max, so the max runs over the other classes only.
     best_other_scores = pt.max(pt.switch(is_target, -float("inf"), predictions), axis=1)
     return pt.maximum(best_other_scores - correct_scores + delta, 0)

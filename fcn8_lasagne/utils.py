@@ -32,6 +32,7 @@ __all__ = [
     "unique",
     "compute_norms",
     "one_hot",
+    "row_indices",
     "as_theano_expression",
     "collect_shared_vars",
 ]
@@ -185,6 +186,15 @@ def one_hot(x, m=None):
     if m is None:
         m = pt.cast(pt.max(x) + 1, "int32")
     return pt.eye(m)[pt.cast(x, "int32")]
+
+
+def row_indices(n_rows):
+    """``arange(n_rows)`` as int64, for picking one entry per row (``x[rows, targets]``).
+
+    The start is an explicit int64 constant: PyTensor's JAX backend otherwise evaluates
+    ``stop - start`` with an int8 start and overflows past 127 rows under NumPy 2.
+    """
+    return pt.arange(pt.constant(0, dtype="int64"), n_rows)
 
 
 def as_theano_expression(input):

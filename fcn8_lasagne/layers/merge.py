@@ -1,13 +1,14 @@
 """Layers that combine several inputs, with Lasagne's automatic cropping.
 
-The crop rule lives here once: for every axis whose cropping mode is not ``None``, all inputs
-are cut to the smallest size on that axis — ``'lower'`` keeps ``[:size]``, ``'upper'``
-``[-size:]`` and ``'center'`` ``[offset:offset + size]`` with
-``offset = (length - size) // 2`` (an odd difference drops the extra element at the end).
+For every axis whose cropping mode is not ``None``, all inputs are cut to the smallest size
+on that axis — ``'lower'`` keeps ``[:size]``, ``'upper'`` ``[-size:]`` and ``'center'``
+``[offset:offset + size]`` with ``offset = (length - size) // 2`` (an odd difference drops
+the extra element at the end). The rule itself lives in :mod:`fcn8_lasagne.ops.crop`.
 """
 
 import pytensor.tensor as pt
 
+from ..ops.crop import CROP_MODES, crop_offsets, crop_to_smallest
 from .base import MergeLayer
 
 __all__ = [
@@ -20,44 +21,12 @@ __all__ = [
     "ElemwiseSumLayer",
 ]
 
-_CROP_MODES = ("lower", "center", "upper")
-
-
 def _full_cropping(cropping, ndim):
     cropping = list(cropping)
     for mode in cropping:
-        if mode is not None and mode not in _CROP_MODES:
+        if mode is not None and mode not in CROP_MODES:
             raise ValueError(f"Unknown crop mode '{mode}'")
     return cropping + [None] * (ndim - len(cropping))
-
-
-def _smallest(lengths):
-    if any(hasattr(length, "owner") for length in lengths):
-        return pt.min(pt.stack(lengths))
-    return min(lengths)
-
-
-def crop_offsets(lengths, mode):
-    """Start offsets that crop each of ``lengths`` to the smallest one.
-
-    Parameters
-    ----------
-    lengths : list of int or symbolic scalars
-    mode : {'lower', 'center', 'upper'}
-
-    Returns
-    -------
-    list
-        One offset per length (ints for int lengths).
-    """
-    if mode not in _CROP_MODES:
-        raise ValueError(f"Unknown crop mode '{mode}'")
-    smallest = _smallest(lengths)
-    if mode == "lower":
-        return [0 for _ in lengths]
-    if mode == "upper":
-        return [length - smallest for length in lengths]
-    return [(length - smallest) // 2 for length in lengths]
 
 
 def autocrop(inputs, cropping):
@@ -75,23 +44,8 @@ def autocrop(inputs, cropping):
     """
     if cropping is None:
         return inputs
-    ndim = inputs[0].ndim
-    if not all(input.ndim == ndim for input in inputs):
-        raise ValueError(
-            f"Not all inputs are of the same dimensionality. Got {len(inputs)} inputs of "
-            f"dimensionalities {[input.ndim for input in inputs]}."
-        )
-    slices_by_input = [[] for _ in inputs]
-    for axis, mode in enumerate(_full_cropping(cropping, ndim)):
-        if mode is None:
-            for slices in slices_by_input:
-                slices.append(slice(None))
-            continue
-        lengths = [input.shape[axis] for input in inputs]
-        smallest = _smallest(lengths)
-        for offset, slices in zip(crop_offsets(lengths, mode), slices_by_input):
-            slices.append(slice(offset, offset + smallest))
-    return [input[tuple(slices)] for input, slices in zip(inputs, slices_by_input)]
+    _full_cropping(cropping, inputs[0].ndim)
+    return crop_to_smallest(inputs, cropping)
 
 
 def autocrop_array_shapes(input_shapes, cropping):

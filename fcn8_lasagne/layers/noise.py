@@ -4,6 +4,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
+from ..ops.fill import full_like
 from ..random import get_rng
 from .base import Layer
 
@@ -44,19 +45,19 @@ class DropoutLayer(Layer):
         retain_prob = 1 - self.p
         if self.rescale:
             input = input / np.asarray(retain_prob, dtype=input.dtype)
-        mask_shape = self.input_shape
-        if any(s is None for s in mask_shape):
-            mask_shape = tuple(input.shape[axis] for axis in range(input.ndim))
+        # The mask is drawn with the shape of a probability array rather than a symbolic
+        # `size`, so that it stays static when compiled with JAX.
+        shape_source = input
         if self.shared_axes:
-            shared_axes = {a if a >= 0 else a + input.ndim for a in self.shared_axes}
-            mask_shape = tuple(1 if a in shared_axes else s for a, s in enumerate(mask_shape))
-        next_rng, mask = pt.random.bernoulli(retain_prob, size=mask_shape,
-                                             rng=self._rng).owner.outputs
+            axes = {a if a >= 0 else a + input.ndim for a in self.shared_axes}
+            shape_source = input[tuple(slice(0, 1) if a in axes else slice(None)
+                                       for a in range(input.ndim))]
+        probabilities = full_like(shape_source, retain_prob)
+        if self.shared_axes:
+            probabilities = pt.specify_broadcastable(probabilities, *sorted(axes))
+        next_rng, mask = pt.random.bernoulli(probabilities, rng=self._rng).owner.outputs
         self._rng.default_update = next_rng
         mask = pt.cast(mask, input.dtype)
-        if self.shared_axes:
-            mask = pt.specify_broadcastable(
-                mask, *[a for a, s in enumerate(mask_shape) if isinstance(s, int) and s == 1])
         return input * mask
 
 

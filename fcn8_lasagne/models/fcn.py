@@ -10,8 +10,6 @@ and the ``input_tmp`` crop to the image — with the differences listed in
 
 from collections import OrderedDict
 
-import pytensor.tensor as pt
-
 from .. import init
 from ..layers import (
     Conv2DLayer,
@@ -25,7 +23,6 @@ from ..layers import (
     Pool2DLayer,
     ReshapeLayer,
     get_all_layers,
-    get_output,
 )
 from ..nonlinearities import linear, softmax
 
@@ -105,14 +102,16 @@ def _add_output_head(net, input_var, n_classes):
                                       cropping=_CENTER, name="score")
     net["final_dimshuffle"] = DimshuffleLayer(net["score"], (0, 2, 3, 1),
                                               name="final_dimshuffle")
-    # the tutorial takes the sizes from the symbolic output shape (they depend on input_var)
-    lay_size = get_output(net["final_dimshuffle"]).shape
-    net["final_reshape"] = ReshapeLayer(net["final_dimshuffle"],
-                                        (pt.prod(lay_size[0:3]), lay_size[3]),
+    # The tutorial wrote (T.prod(laySize[0:3]), laySize[3]) with laySize the symbolic shape
+    # of final_dimshuffle; -1 gives the same shape and keeps it static for JAX.
+    net["final_reshape"] = ReshapeLayer(net["final_dimshuffle"], (-1, n_classes),
                                         name="final_reshape")
     net["probs"] = NonlinearityLayer(net["final_reshape"], nonlinearity=softmax, name="probs")
+    # The tutorial's laySize[0:3] is (B, H, W) of the cropped score, which is the image's
+    # (B, H, W) since `score` crops to it; taking them from input_var keeps them static for JAX.
+    image_size = input_var.shape
     net["probs_reshape"] = ReshapeLayer(net["probs"],
-                                        (lay_size[0], lay_size[1], lay_size[2], n_classes),
+                                        (image_size[0], image_size[2], image_size[3], n_classes),
                                         name="probs_reshape")
     net["probs_dimshuffle"] = DimshuffleLayer(net["probs_reshape"], (0, 3, 1, 2),
                                               name="probs_dimshuffle")
