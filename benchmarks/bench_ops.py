@@ -53,66 +53,85 @@ def fcn8_layers(size, n_classes=21):
     return layers
 
 
-def best_time(function, repeat):
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def best_times(functions, repeat):
+    """Best wall time of each function, calling them in turns so load spikes hit all alike."""
+    for function in functions.values():
         function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    best = dict.fromkeys(functions, np.inf)
+    for _ in range(repeat):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def layer_functions(kind, x, w, stride, pad, backward, torch):
+    """Callables timing one layer: ours and, when ``torch`` is given, PyTorch's."""
+    strides, pads = (stride, stride), (pad, pad)
+    functions = {}
+    if kind == "conv":
+        functions["ours"] = lambda: _conv_cpu.conv2d_forward(x, w, pads, strides, False)
+    else:
+        out_hw = tuple((n - 1) * stride - 2 * pad + k for n, k in zip(x.shape[2:], w.shape[2:]))
+        functions["ours"] = lambda: _conv_cpu.conv2d_backward_input(
+            x, w, out_hw, pads, strides, False)
+    if backward and kind == "conv":
+        out = np.ascontiguousarray(_conv_cpu.conv2d_forward(x, w, pads, strides, False))
+        functions["ours grad in"] = lambda: _conv_cpu.conv2d_backward_input(
+            out, w, x.shape[2:], pads, strides, False)
+        functions["ours grad w"] = lambda: _conv_cpu.conv2d_backward_weights(
+            x, out, w.shape[2:], pads, strides, False)
+    if torch is None:
+        return functions
+    import torch.nn.functional as F
+
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    if kind == "conv":
+        functions["torch"] = lambda: F.conv2d(tx, tw, stride=stride, padding=pad)
+    else:
+        functions["torch"] = lambda: F.conv_transpose2d(tx, tw, stride=stride, padding=pad)
+    if backward and kind == "conv":
+        tout = torch.from_numpy(out)
+        functions["torch grad in"] = lambda: torch.nn.grad.conv2d_input(
+            x.shape, tw, tout, stride=stride, padding=pad)
+        functions["torch grad w"] = lambda: torch.nn.grad.conv2d_weight(
+            tx, w.shape, tout, stride=stride, padding=pad)
+    return functions
 
 
 def bench_layers(size, repeat, backward):
     try:
         import torch
-        import torch.nn.functional as F
     except ImportError:
         torch = None
+    else:
+        print("torch threads:", torch.get_num_threads())
     rng = np.random.default_rng(0)
-    header = f"{'layer':12s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>6s}"
-    print(header + ("   (grad input / grad weights: ours, torch)" if backward else ""))
-    totals = np.zeros(2)
+    columns = ["ours", "torch"]
+    if backward:
+        columns += ["ours grad in", "torch grad in", "ours grad w", "torch grad w"]
+    print(f"{'layer':12s}" + "".join(f"{c:>15s}" for c in columns) + "   ratio (ms)")
+    totals = dict.fromkeys(columns, 0.0)
     for name, kind, x_shape, w_shape, stride, pad in fcn8_layers(size):
         x = rng.standard_normal(x_shape).astype(np.float32)
         w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
-        strides, pads = (stride, stride), (pad, pad)
-        if kind == "conv":
-            ours = best_time(lambda: _conv_cpu.conv2d_forward(x, w, pads, strides, False), repeat)
-        else:
-            out_hw = tuple((n - 1) * stride - 2 * pad + k for n, k in zip(x_shape[2:], w_shape[2:]))
-            ours = best_time(lambda: _conv_cpu.conv2d_backward_input(
-                x, w, out_hw, pads, strides, True), repeat)
-        line = f"{name:12s} {ours * 1e3:9.2f}"
-        theirs = np.nan
-        if torch is not None:
-            tx, tw = torch.from_numpy(x), torch.from_numpy(w)
-            with torch.no_grad():
-                if kind == "conv":
-                    theirs = best_time(lambda: F.conv2d(tx, tw, stride=stride, padding=pad), repeat)
-                else:
-                    theirs = best_time(lambda: F.conv_transpose2d(tx, tw, stride=stride), repeat)
-            line += f" {theirs * 1e3:9.2f} {ours / theirs:6.2f}"
-        totals += (ours, theirs)
-        if backward and kind == "conv":
-            out = np.ascontiguousarray(_conv_cpu.conv2d_forward(x, w, pads, strides, False))
-            grad_in = best_time(lambda: _conv_cpu.conv2d_backward_input(
-                out, w, x_shape[2:], pads, strides, False), repeat)
-            grad_w = best_time(lambda: _conv_cpu.conv2d_backward_weights(
-                x, out, w_shape[2:], pads, strides, False), repeat)
-            line += f"   {grad_in * 1e3:8.2f} {grad_w * 1e3:8.2f}"
-            if torch is not None:
-                tx = torch.from_numpy(x).requires_grad_()
-                tw = torch.from_numpy(w).requires_grad_()
-                tout = torch.from_numpy(out)
-                t_in = best_time(lambda: torch.nn.grad.conv2d_input(
-                    x_shape, tw, tout, stride=stride, padding=pad), repeat)
-                t_w = best_time(lambda: torch.nn.grad.conv2d_weight(
-                    tx, w_shape, tout, stride=stride, padding=pad), repeat)
-                line += f" | {t_in * 1e3:8.2f} {t_w * 1e3:8.2f}"
-        print(line, flush=True)
-    print(f"{'total':12s} {totals[0] * 1e3:9.2f} {totals[1] * 1e3:9.2f} "
-          f"{totals[0] / totals[1]:6.2f}")
+        with _no_grad(torch):
+            best = best_times(layer_functions(kind, x, w, stride, pad, backward, torch), repeat)
+        for column in columns:
+            totals[column] += best.get(column, 0.0)
+        ratio = best["ours"] / best["torch"] if "torch" in best else np.nan
+        print(f"{name:12s}" + "".join(f"{best.get(c, np.nan) * 1e3:15.2f}" for c in columns)
+              + f"   {ratio:5.2f}", flush=True)
+    ratio = totals["ours"] / totals["torch"] if totals["torch"] else np.nan
+    print(f"{'total':12s}" + "".join(f"{totals[c] * 1e3:15.2f}" for c in columns)
+          + f"   {ratio:5.2f}")
+
+
+def _no_grad(torch):
+    import contextlib
+
+    return contextlib.nullcontext() if torch is None else torch.no_grad()
 
 
 def bench_network(size, repeat, modes):
@@ -134,7 +153,7 @@ def bench_network(size, repeat, modes):
         start = time.perf_counter()
         function(image)
         first = time.perf_counter() - start
-        run = best_time(lambda: function(image), repeat)
+        run = best_times({"run": lambda: function(image)}, repeat)["run"]
         print(f"FCN-8 {size}x{size} mode={mode!s:5s} compile {compiled:6.2f} s, first call "
               f"{first:6.2f} s, best {run:6.3f} s", flush=True)
 

@@ -51,13 +51,34 @@ def _add_device(parser):
                              "fcn8_lasagne[gpu])")
 
 
-def _add_dataset(parser, required_split=True):
+def _add_dataset_options(parser):
+    parser.add_argument("--class-names", nargs="+", default=None,
+                        help="class names of a 'folder' dataset")
+    parser.add_argument("--synthetic-images", type=int, nargs=3, default=None,
+                        metavar=("TRAIN", "VALID", "TEST"),
+                        help="images per split of the synthetic data (default 48 12 12)")
+    parser.add_argument("--synthetic-size", type=int, nargs=2, default=None,
+                        metavar=("H", "W"), help="synthetic image size (default 64 80)")
+
+
+def _dataset_options(args):
+    """Reader keyword arguments from the dataset flags."""
+    options = {}
+    if args.class_names:
+        options["class_names"] = args.class_names
+    if args.synthetic_images:
+        options.update(zip(("n_train", "n_valid", "n_test"), args.synthetic_images))
+    if args.synthetic_size:
+        options["image_size"] = tuple(args.synthetic_size)
+    return options
+
+
+def _add_dataset(parser):
     parser.add_argument("--dataset", default="synthetic",
                         help="polyps912 | camvid | folder | synthetic (default)")
     parser.add_argument("--data-dir", default=None, help="dataset root")
     parser.add_argument("--split", default="test", help="train | valid | test (default)")
-    parser.add_argument("--class-names", nargs="+", default=None,
-                        help="class names of a 'folder' dataset")
+    _add_dataset_options(parser)
 
 
 def build_parser():
@@ -100,8 +121,7 @@ def build_parser():
     train.add_argument("--model", choices=MODELS, default="fcn8")
     train.add_argument("--init-weights", default=None, help="Lasagne .npz to start from")
     train.add_argument("--deconv-init", choices=("glorot", "bilinear"), default="glorot")
-    train.add_argument("--class-names", nargs="+", default=None,
-                       help="class names of a 'folder' dataset")
+    _add_dataset_options(train)
     train.add_argument("--no-progress", action="store_true")
     _add_device(train)
 
@@ -167,9 +187,7 @@ def _train_config(args):
     chosen = {name: getattr(args, name) for name in defaults}
     settings = {name: defaults[name] if value is None else value
                 for name, value in chosen.items()}
-    options = {}
-    if args.class_names:
-        options["class_names"] = args.class_names
+    options = _dataset_options(args)
     savepath = args.savepath or os.path.join("save_models", dataset, f"{args.model}_data_aug")
     return TrainingConfig(
         dataset=dataset, data_dir=args.data_dir, batch_size=tuple(settings["batch_size"]),
@@ -200,9 +218,8 @@ def _train(args):
 def _load_split(args):
     from .data import load_dataset
 
-    options = {"class_names": args.class_names} if args.class_names else {}
     dataset = "polyps912" if args.dataset == "polyps" else args.dataset
-    return load_dataset(dataset, args.data_dir, args.split, **options)
+    return load_dataset(dataset, args.data_dir, args.split, **_dataset_options(args))
 
 
 def _evaluate(args):

@@ -35,8 +35,8 @@ def tutorial_functions():
     set_all_param_values(net["probs"], values)
     functions = build_functions(net["probs"], input_var, target_var, 2, [2],
                                 learning_rate=1e-4)
-    x = rng.uniform(0, 1, (2, 3, 21, 26)).astype("float32")
-    labels = rng.integers(0, 3, size=2 * 21 * 26).astype("int32")
+    x = rng.uniform(0, 1, (2, 3, 27, 30)).astype("float32")
+    labels = rng.integers(0, 3, size=2 * 27 * 30).astype("int32")
     return net, functions, values, x, labels
 
 

@@ -1,4 +1,4 @@
-"""Direct access to the BLAS ``?gemm`` routines that SciPy links against.
+"""Direct access to the BLAS ``?gemm`` routines that SciPy links against, and threads.
 
 NumPy's ``matmul`` cannot accumulate into its output (``beta = 1``), and SciPy's Python
 wrappers copy row-major operands. The convolution kernels need both, so this module calls
@@ -6,17 +6,28 @@ the Fortran ``sgemm``/``dgemm`` behind :mod:`scipy.linalg.cython_blas` through `
 row-major views with any leading dimension (row stride) go in without copies, and ``ctypes``
 releases the GIL during the call.
 
+The kernels split their work into blocks and run them with :func:`parallel_for` on a small
+thread pool, each GEMM single-threaded. OpenBLAS's own threading synchronises its threads
+at every call; on a busy machine a descheduled thread then stalls each of the hundreds of
+GEMMs of a convolution, while pool threads that pull blocks from a queue just share the
+work differently.
+
 It also works around OpenBLAS builds that do not recognise recent AVX-512 CPUs (AMD Zen 5
 is run with the AVX2 "Haswell" kernels, at half the speed): see :func:`select_openblas_core`.
 """
 
+import atexit
+import concurrent.futures
+import contextlib
 import ctypes
+import itertools
 import os
 import sys
+import threading
 
 import numpy as np
 
-__all__ = ["gemm", "blas_info", "select_openblas_core"]
+__all__ = ["gemm", "blas_info", "select_openblas_core", "parallel_for", "worker_count"]
 
 _AVX512_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 _SLOW_CORES = {"haswell", "zen"}
@@ -149,17 +160,138 @@ def select_openblas_core(core=_FAST_CORE):
 _SWITCHED_CORES = select_openblas_core()
 
 
+def _thread_controls():
+    """``(get, set)`` of the OpenBLAS thread count behind ``gemm``, or ``(None, None)``."""
+    if _BLAS_LIBRARY is None:
+        return None, None
+    for prefix in ("scipy_openblas", "openblas"):
+        get = getattr(_BLAS_LIBRARY, prefix + "_get_num_threads", None)
+        set_ = getattr(_BLAS_LIBRARY, prefix + "_set_num_threads", None)
+        if get is not None and set_ is not None:
+            get.restype = ctypes.c_int
+            set_.argtypes = [ctypes.c_int]
+            return get, set_
+    return None, None
+
+
+_GET_THREADS, _SET_THREADS = _thread_controls()
+# As many workers as OpenBLAS would use threads (it honours OPENBLAS_NUM_THREADS and the
+# CPU affinity); one worker, leaving the threading to the BLAS, when it cannot be steered.
+_WORKERS = max(1, _GET_THREADS()) if _GET_THREADS is not None else 1
+_pool = None
+_pool_lock = threading.Lock()
+_single_thread_users = 0
+_saved_threads = None
+
+
+def worker_count():
+    """Number of threads :func:`parallel_for` runs blocks on."""
+    return _WORKERS
+
+
+def _get_pool():
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(
+                _WORKERS, thread_name_prefix="fcn8_lasagne-blas")
+        return _pool
+
+
+def _forget_pool():
+    global _pool, _single_thread_users
+    _pool, _single_thread_users = None, 0
+
+
+def _shutdown_pool():
+    if _pool is not None:
+        _pool.shutdown(wait=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+atexit.register(_shutdown_pool)
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """Make ``gemm`` single-threaded while any caller is inside (reference counted)."""
+    global _single_thread_users, _saved_threads
+    if _SET_THREADS is None:
+        yield
+        return
+    with _pool_lock:
+        if _single_thread_users == 0:
+            _saved_threads = _GET_THREADS()
+            _SET_THREADS(1)
+        _single_thread_users += 1
+    try:
+        yield
+    finally:
+        with _pool_lock:
+            _single_thread_users -= 1
+            if _single_thread_users == 0:
+                _SET_THREADS(_saved_threads)
+
+
+def parallel_for(tasks, body, make_state=None):
+    """Run ``body(task, state)`` for every task on the worker threads, GEMMs single-threaded.
+
+    Workers pull tasks from a shared queue, so a worker that the OS deschedules delays only
+    the tasks it holds. Tasks must write disjoint outputs, or accumulate into their
+    worker's ``state``.
+
+    Parameters
+    ----------
+    tasks : sequence
+    body : callable
+        ``body(task, state)``; exceptions propagate to the caller.
+    make_state : callable, optional
+        Creates one state object per worker (default: None).
+
+    Returns
+    -------
+    list
+        The states of the workers that ran at least one task.
+    """
+    tasks = list(tasks)
+    if _WORKERS == 1 or len(tasks) < 2:
+        state = None if make_state is None else make_state()
+        for task in tasks:
+            body(task, state)
+        return [state] if tasks else []
+    counter = itertools.count()
+    lock = threading.Lock()
+
+    def work():
+        state = None if make_state is None else make_state()
+        ran = False
+        while True:
+            with lock:
+                index = next(counter)
+            if index >= len(tasks):
+                return state, ran
+            body(tasks[index], state)
+            ran = True
+
+    with _single_threaded_blas():
+        futures = [_get_pool().submit(work) for _ in range(min(_WORKERS, len(tasks)))]
+        results = [future.result() for future in futures]
+    return [state for state, ran in results if ran]
+
+
 def blas_info():
-    """Describe the BLAS the convolutions call: library kernels and any switch made.
+    """Describe the BLAS the convolutions call: library kernels, threads, any switch made.
 
     Returns
     -------
     dict
-        ``{'direct': bool, 'core': str or None, 'switched': [(before, after), ...]}``;
+        ``{'direct': bool, 'core': str or None, 'workers': int, 'switched': [...]}``;
         ``direct`` is False when ``gemm`` falls back to ``numpy.matmul``.
     """
     core = None if _BLAS_LIBRARY is None else _openblas_core_name(_BLAS_LIBRARY)
-    return {"direct": bool(_GEMM), "core": core, "switched": list(_SWITCHED_CORES)}
+    return {"direct": bool(_GEMM), "core": core, "workers": _WORKERS,
+            "switched": list(_SWITCHED_CORES)}
 
 
 def _leading_dimension(matrix):

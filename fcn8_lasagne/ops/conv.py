@@ -75,8 +75,10 @@ def _axis_pads(border_mode):
     return (border_mode, border_mode) if isinstance(border_mode, str) else border_mode
 
 
-def _static(length):
-    return None if length is None else int(length)
+def _infer_shape_arguments(args):
+    """``(node, input_shapes)`` of ``infer_shape``, called with a leading ``fgraph`` before
+    PyTensor 3.3 and without it since (where a 4-argument signature is deprecated)."""
+    return args[-2], args[-1]
 
 
 class _ConvBase(Op):
@@ -296,7 +298,8 @@ class Conv2d(_ConvBase):
         output_storage[0][0] = _conv_cpu.conv2d_forward(
             x, w, self.pads(w.shape[2:]), self.subsample, self.filter_flip)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        node, shapes = _infer_shape_arguments(args)
         input_shape, filter_shape = shapes
         return [(input_shape[0], filter_shape[0],
                  *self.output_hw(input_shape[2:], filter_shape[2:]))]
@@ -368,7 +371,8 @@ class Conv2dGradInputs(_ConvBase):
             output_grad, filters, input_hw, self.pads(filters.shape[2:]), self.subsample,
             self.filter_flip)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        node, shapes = _infer_shape_arguments(args)
         grad_shape, filter_shape, *size_shape = shapes
         minimal = self.minimal_input_hw(grad_shape[2:], filter_shape[2:])
         if not size_shape:
@@ -437,7 +441,8 @@ class Conv2dGradWeights(_ConvBase):
         output_storage[0][0] = _conv_cpu.conv2d_backward_weights(
             x, output_grad, kernel_hw, self.pads(kernel_hw), self.subsample, self.filter_flip)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        node, shapes = _infer_shape_arguments(args)
         input_shape, grad_shape, size_shape = shapes
         return [(grad_shape[1], input_shape[1], *_symbolic_size(node.inputs[2], size_shape))]
 

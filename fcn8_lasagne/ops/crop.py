@@ -107,7 +107,7 @@ class AutoCrop(Op):
     def connection_pattern(self, node):
         return [[True]] + [[False] for _ in node.inputs[1:]]
 
-    def L_op(self, inputs, outputs, output_grads):
+    def pullback(self, inputs, outputs, output_grads):
         grad = AutoCropGrad(self.modes)(output_grads[0], *inputs)
         return [grad] + [disconnected_type() for _ in inputs[1:]]
 
@@ -138,7 +138,7 @@ class AutoCropGrad(Op):
     def connection_pattern(self, node):
         return [[True]] + [[False] for _ in node.inputs[1:]]
 
-    def L_op(self, inputs, outputs, output_grads):
+    def pullback(self, inputs, outputs, output_grads):
         crop = AutoCrop(self.modes)(output_grads[0], *inputs[2:])
         return [crop] + [disconnected_type() for _ in inputs[1:]]
 

@@ -39,7 +39,7 @@ class FullLike(Op):
     def connection_pattern(self, node):
         return [[False]]
 
-    def L_op(self, inputs, outputs, output_grads):
+    def pullback(self, inputs, outputs, output_grads):
         return [disconnected_type()]
 
 

@@ -62,18 +62,24 @@ def read_npz_values(path):
     """
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            expected = [f"arr_{i}" for i in range(len(names))]
-            if sorted(names, key=_arr_index) != expected:
-                raise ValueError(
-                    f"{path}: not a Lasagne weight file: expected arrays {expected[:3]}… "
-                    f"(arr_0 … arr_{len(names) - 1}), found {sorted(names)[:5]}")
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable .npz weight file ({error})") from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: not a Lasagne weight file (a single .npy array, not .npz)")
+    with archive:
+        names = list(archive.files)
+        expected = [f"arr_{i}" for i in range(len(names))]
+        if sorted(names, key=_arr_index) != expected:
+            raise ValueError(
+                f"{path}: not a Lasagne weight file: expected arrays arr_0 … "
+                f"arr_{len(names) - 1}, found {sorted(names)[:5]}")
+        try:
             return [archive[name] for name in expected]
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: cannot read weight file ({error})") from error
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+            raise ValueError(f"{path}: truncated or corrupt weight file ({error})") from error
 
 
 def _arr_index(name):
