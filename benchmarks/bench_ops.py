@@ -134,7 +134,58 @@ def _no_grad(torch):
     return contextlib.nullcontext() if torch is None else torch.no_grad()
 
 
+def _center_crop(tensor, height, width):
+    top, left = (tensor.shape[2] - height) // 2, (tensor.shape[3] - width) // 2
+    return tensor[:, :, top:top + height, left:left + width]
+
+
+def torch_fcn8(torch, n_classes=21):
+    """FCN-8's forward pass in PyTorch (random weights), for timing only."""
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(0)
+
+    def weights(*shape):
+        return torch.randn(*shape, generator=generator) / np.sqrt(np.prod(shape[1:]))
+
+    body = []
+    channels = 3
+    for block, (filters, count) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]):
+        layers = []
+        for index in range(count):
+            layers.append((weights(filters, channels, 3, 3), 100 if block == index == 0 else 1))
+            channels = filters
+        body.append(layers)
+    fc6, fc7 = weights(4096, 512, 7, 7), weights(4096, 4096, 1, 1)
+    score_fr, score_pool4 = weights(n_classes, 4096, 1, 1), weights(n_classes, 512, 1, 1)
+    score_pool3 = weights(n_classes, 256, 1, 1)
+    score2, score4 = weights(n_classes, n_classes, 4, 4), weights(n_classes, n_classes, 4, 4)
+    upsample = weights(n_classes, n_classes, 16, 16)
+
+    def forward(x):
+        h, pools = x, []
+        for layers in body:
+            for w, pad in layers:
+                h = F.relu(F.conv2d(h, w, padding=pad))
+            h = F.max_pool2d(h, 2)
+            pools.append(h)
+        h = F.relu(F.conv2d(F.relu(F.conv2d(h, fc6)), fc7))
+        h = F.conv_transpose2d(F.relu(F.conv2d(h, score_fr)), score2, stride=2)
+        skip = F.relu(F.conv2d(pools[3], score_pool4))
+        size = min(h.shape[2], skip.shape[2]), min(h.shape[3], skip.shape[3])
+        h = F.conv_transpose2d(_center_crop(h, *size) + _center_crop(skip, *size), score4, stride=2)
+        skip = F.relu(F.conv2d(pools[2], score_pool3))
+        size = min(h.shape[2], skip.shape[2]), min(h.shape[3], skip.shape[3])
+        h = F.conv_transpose2d(_center_crop(h, *size) + _center_crop(skip, *size), upsample,
+                               stride=8)
+        return torch.softmax(_center_crop(h, *x.shape[2:]), dim=1)
+
+    return forward
+
+
 def bench_network(size, repeat, modes):
+    import resource
+
     import pytensor
     import pytensor.tensor as pt
 
@@ -146,16 +197,33 @@ def bench_network(size, repeat, modes):
     output = get_output(net["probs_dimshuffle"] if isinstance(net, dict) else net[0],
                         deterministic=True)
     image = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    functions = {}
     for mode in modes:
         start = time.perf_counter()
-        function = pytensor.function([x], output, mode=mode)
+        function = pytensor.function([x], output, mode=None if mode == "NUMBA" else mode)
         compiled = time.perf_counter() - start
         start = time.perf_counter()
         function(image)
         first = time.perf_counter() - start
-        run = best_times({"run": lambda: function(image)}, repeat)["run"]
-        print(f"FCN-8 {size}x{size} mode={mode!s:5s} compile {compiled:6.2f} s, first call "
-              f"{first:6.2f} s, best {run:6.3f} s", flush=True)
+        print(f"FCN-8 {size}x{size} mode={mode}: compile {compiled:.2f} s, first call "
+              f"{first:.2f} s", flush=True)
+        functions[mode] = lambda function=function: np.asarray(function(image))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        forward, tensor = torch_fcn8(torch), torch.from_numpy(image)
+
+        def run_torch():
+            with torch.no_grad():
+                forward(tensor)
+
+        functions["torch"] = run_torch
+    best = best_times(functions, repeat)
+    print("best of", repeat, {mode: round(seconds, 3) for mode, seconds in best.items()})
+    print(f"peak RSS {peak:.0f} MiB (weights, compiled functions and their first calls)")
 
 
 def main():

@@ -1,40 +1,76 @@
 """CPU kernels of the convolution ops: BLAS GEMMs on views of zero-padded images.
 
-Two strategies, picked per call:
+Three strategies, picked per call by :func:`_strategy`:
 
-*Shifted views* (stride 1, spatially large images). On a zero-padded image flattened to
-``(C, Hp * Wp)``, the output pixel ``(i, j)`` of kernel tap ``(u, v)`` reads column
-``(i + u) * Wp + (j + v) = i * Wp + j + (u * Wp + v)``. So with outputs laid out on the
-padded width -- column ``i * Wp + j`` -- each tap is one GEMM of its ``(F, C)`` weight slice
-with the *view* ``x_flat[:, u * Wp + v:][:, :length]``; the ``kh * kw`` GEMMs accumulate
-into the same output and the ``Wp - Wout`` wrapped columns of each row are dropped at the
-end. No patch matrix is built. Columns are processed in blocks so that the output block
-stays in cache across the taps.
+*Shifted views* (stride 1, images that are large next to the filter count). On a
+zero-padded image flattened to ``(C, Hp * Wp)``, output pixel ``(i, j)`` of kernel tap
+``(u, v)`` reads column ``(i + u) * Wp + (j + v) = i * Wp + j + (u * Wp + v)``. So with the
+output laid out on the padded width (column ``i * Wp + j``), each tap is one GEMM of its
+``(F, C)`` weight slice with the *view* ``x_flat[:, u * Wp + v:][:, :length]``; the
+``kh * kw`` GEMMs accumulate into one output and the ``Wp - Wout`` wrapped columns of each
+row are skipped at the end. No patch matrix is built. The columns are cut into blocks that
+stay in cache across the taps and are shared out to the worker threads.
 
-*Unfolding* (strides, and small images with big kernels such as FCN's fc6). The patches
-are copied into a ``(C * kh * kw, B * Hout * Wout)`` matrix and one GEMM, which reads the
-weights once, does the rest.
+*Phases* (strides ``s`` no larger than the kernel). A stride-``s`` convolution is a stride-1
+convolution of the ``s * s`` phase images (space-to-depth, ``C * s * s`` channels) with
+sub-kernels of ``ceil(k / s)`` taps; a strided transposed convolution is the stride-1
+transposed convolution of those, interleaved back (depth-to-space). Both then run on
+shifted views, without scatter-adds.
 
-Kernels here work on NumPy arrays of one dtype; ``flip=True`` means a true convolution
-(kernel rotated by 180 degrees), ``flip=False`` a cross-correlation.
+*Unfolding* (small images with many filters, such as FCN's fc6, 1x1 kernels, and strides
+larger than the kernel). The patches are copied into a ``(C * kh * kw, B * Hout * Wout)``
+matrix and a few large GEMMs read the weights once.
+
+Kernels work on NumPy arrays of one dtype; ``flip=True`` means a true convolution (kernel
+rotated by 180 degrees), ``flip=False`` a cross-correlation.
 """
 
 import numpy as np
 
-from ._gemm import gemm
+from ._gemm import gemm, parallel_for, worker_count
 
-__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights"]
+__all__ = [
+    "conv2d_forward",
+    "conv2d_backward_input",
+    "conv2d_backward_weights",
+    "check_forward_shapes",
+    "pad_images",
+]
 
-# Output block of the shifted-view GEMMs, in bytes: the block is read and written once per
-# kernel tap, so it should stay in the (per-core) L2 cache.
-_BLOCK_BYTES = 1 << 20
-# Unfold when the patch matrix (C k^2 x B H W) is smaller than this many times the weight
-# matrix (F x C k^2): shifted views would re-read the weights and GEMMs would be thin.
-_UNFOLD_RATIO = 2
+# Bytes of output (forward) or of operands (weight gradient) per block of columns: a block
+# is revisited by every kernel tap, so it should stay in the per-core L2 cache.
+_BLOCK_BYTES = 2 << 20
+# Unfold when the images hold fewer than this many pixels per filter: shifted views would
+# copy more weights than unfolding copies pixels.
+_UNFOLD_PIXELS_PER_FILTER = 0.5
+# Copies smaller than this (elements) are not worth splitting among threads.
+_PARALLEL_COPY_SIZE = 1 << 20
 
 
-def _block_columns(rows, itemsize):
-    return max(256, (_BLOCK_BYTES // (rows * itemsize)) // 64 * 64)
+def _split(length, block):
+    """``(start, stop)`` pairs covering ``range(length)`` in steps of ``block``."""
+    return [(start, min(length, start + block)) for start in range(0, length, block)]
+
+
+def _block_size(length, bytes_per_column, pieces):
+    """Column block that fits :data:`_BLOCK_BYTES` and cuts ``length`` into enough pieces."""
+    cached = max(64, _BLOCK_BYTES // max(1, bytes_per_column))
+    balanced = -(-length // max(1, pieces))
+    return max(1, min(cached, -(-balanced // 64) * 64))
+
+
+def _parallel_assign(destination, source):
+    """``destination[...] = source``, split along axis 1 among the workers when large."""
+    channels = destination.shape[1]
+    if destination.size < _PARALLEL_COPY_SIZE or channels < 2 or worker_count() == 1:
+        destination[...] = source
+        return
+    block = -(-channels // (2 * worker_count()))
+
+    def copy(span, _):
+        destination[:, span[0]:span[1]] = source[:, span[0]:span[1]]
+
+    parallel_for(_split(channels, block), copy)
 
 
 def pad_images(x, pad_h, pad_w, total_h=None, total_w=None):
@@ -52,10 +88,16 @@ def pad_images(x, pad_h, pad_w, total_h=None, total_w=None):
     rows = min(height - src_h0, total_h - dst_h0)
     cols = min(width - src_w0, total_w - dst_w0)
     if rows > 0 and cols > 0:
-        padded[:, :, dst_h0:dst_h0 + rows, dst_w0:dst_w0 + cols] = (
-            x[:, :, src_h0:src_h0 + rows, src_w0:src_w0 + cols]
-        )
+        _parallel_assign(padded[:, :, dst_h0:dst_h0 + rows, dst_w0:dst_w0 + cols],
+                         x[:, :, src_h0:src_h0 + rows, src_w0:src_w0 + cols])
     return padded
+
+
+def _contiguous_images(x, pad):
+    """``x`` padded by ``pad``; ``x`` itself when no padding or copy is needed."""
+    if pad == (0, 0) and x.flags.c_contiguous:
+        return x
+    return pad_images(x, *pad)
 
 
 def _shifted_view_correlation(padded, tap_weights, out_h, out_w, flip):
@@ -78,49 +120,64 @@ def _shifted_view_correlation(padded, tap_weights, out_h, out_w, flip):
     batch, channels, padded_h, padded_w = padded.shape
     kernel_h, kernel_w, filters, _ = tap_weights.shape
     length = (out_h - 1) * padded_w + out_w
+    images = padded.reshape(batch, channels, padded_h * padded_w)
     out = np.empty((batch, filters, out_h * padded_w), dtype=padded.dtype)
-    block = _block_columns(filters, padded.itemsize)
-    for b in range(batch):
-        image = padded[b].reshape(channels, padded_h * padded_w)
-        result = out[b]
-        for start in range(0, length, block):
-            stop = min(length, start + block)
-            first = True
-            for u in range(kernel_h):
-                for v in range(kernel_w):
-                    weights = (tap_weights[kernel_h - 1 - u, kernel_w - 1 - v] if flip
-                               else tap_weights[u, v])
-                    shift = u * padded_w + v
-                    gemm(weights, image[:, shift + start:shift + stop], result[:, start:stop],
-                         beta=0.0 if first else 1.0)
-                    first = False
+    taps = [(u, v) for u in range(kernel_h) for v in range(kernel_w)]
+    pieces = -(-2 * worker_count() // batch)
+    block = _block_size(length, filters * padded.itemsize, pieces)
+
+    def correlate(task, _):
+        b, (start, stop) = task
+        for index, (u, v) in enumerate(taps):
+            weights = tap_weights[kernel_h - 1 - u, kernel_w - 1 - v] if flip else tap_weights[u, v]
+            shift = u * padded_w + v
+            gemm(weights, images[b, :, shift + start:shift + stop], out[b, :, start:stop],
+                 beta=0.0 if index == 0 else 1.0)
+
+    parallel_for([(b, span) for b in range(batch) for span in _split(length, block)], correlate,
+                 flops=2.0 * batch * length * filters * channels * len(taps))
     return out.reshape(batch, filters, out_h, padded_w)[:, :, :, :out_w]
 
 
 def _shifted_view_weight_grad(padded, output_grad, kernel_h, kernel_w):
-    """Stride-1 kernel gradient ``(kh, kw, F, C)`` of a correlation of padded images."""
+    """Kernel gradient ``(kh, kw, F, C)`` of a stride-1 correlation of padded images."""
     batch, channels, padded_h, padded_w = padded.shape
     filters, out_h, out_w = output_grad.shape[1:]
     length = (out_h - 1) * padded_w + out_w
+    images = padded.reshape(batch, channels, padded_h * padded_w)
     # The output gradient laid out on the padded width: its zero columns cancel the
     # products of wrapped-around input columns.
     wide_grad = pad_images(output_grad, 0, 0, out_h, padded_w).reshape(batch, filters, -1)
-    tap_grads = np.empty((kernel_h, kernel_w, filters, channels), dtype=padded.dtype)
-    for b in range(batch):
-        image = padded[b].reshape(channels, padded_h * padded_w)
-        for u in range(kernel_h):
-            for v in range(kernel_w):
-                shift = u * padded_w + v
-                gemm(wide_grad[b, :, :length], image[:, shift:shift + length], tap_grads[u, v],
-                     beta=0.0 if b == 0 else 1.0, trans_b=True)
-    return tap_grads
+    taps = [(u, v) for u in range(kernel_h) for v in range(kernel_w)]
+    pieces = -(-2 * worker_count() // batch)
+    block = _block_size(length, (channels + filters) * padded.itemsize, pieces)
+
+    def new_state():
+        return {"grad": np.empty((kernel_h, kernel_w, filters, channels), dtype=padded.dtype),
+                "beta": 0.0}
+
+    def accumulate(task, state):
+        b, (start, stop) = task
+        for u, v in taps:
+            shift = u * padded_w + v
+            gemm(wide_grad[b, :, start:stop], images[b, :, shift + start:shift + stop],
+                 state["grad"][u, v], beta=state["beta"], trans_b=True)
+        state["beta"] = 1.0
+
+    states = parallel_for([(b, span) for b in range(batch) for span in _split(length, block)],
+                          accumulate, new_state,
+                          flops=2.0 * batch * length * filters * channels * len(taps))
+    grad = states[0]["grad"]
+    for state in states[1:]:
+        grad += state["grad"]
+    return grad
 
 
 def _phase_kernel(w, stride, flip):
-    """Kernel ``(F, C * sh * sw, ceil(kh / sh), ceil(kw / sw))`` of the phase-split input.
+    """Kernel ``(F, C * sh * sw, ceil(kh / sh), ceil(kw / sw))`` of the phase images.
 
     A stride-``s`` correlation equals a stride-1 correlation of the space-to-depth input
-    (see :func:`_space_to_depth`) with this kernel: tap ``u = m * s + a`` of the original
+    (:func:`_space_to_depth`) with this kernel: tap ``u = m * s + a`` of the original
     becomes tap ``m`` of phase channel ``(c, a)``. Taps past the original kernel are zero.
     """
     filters, channels, kernel_h, kernel_w = w.shape
@@ -137,22 +194,25 @@ def _space_to_depth(x, stride):
     """``(B, C, Hq * sh, Wq * sw)`` to ``(B, C * sh * sw, Hq, Wq)``, phase ``(a, b)`` minor."""
     batch, channels, height, width = x.shape
     stride_h, stride_w = stride
-    split = x.reshape(batch, channels, height // stride_h, stride_h, width // stride_w, stride_w)
-    return np.ascontiguousarray(split.transpose(0, 1, 3, 5, 2, 4)).reshape(
-        batch, channels * stride_h * stride_w, height // stride_h, width // stride_w)
+    out_h, out_w = height // stride_h, width // stride_w
+    split = x.reshape(batch, channels, out_h, stride_h, out_w, stride_w)
+    out = np.empty((batch, channels, stride_h, stride_w, out_h, out_w), dtype=x.dtype)
+    _parallel_assign(out, split.transpose(0, 1, 3, 5, 2, 4))
+    return out.reshape(batch, channels * stride_h * stride_w, out_h, out_w)
 
 
 def _depth_to_space(x, stride):
     """Inverse of :func:`_space_to_depth` (accepts views)."""
     batch, phase_channels, height, width = x.shape
     stride_h, stride_w = stride
-    split = x.reshape(batch, phase_channels // (stride_h * stride_w), stride_h, stride_w,
-                      height, width)
-    return np.ascontiguousarray(split.transpose(0, 1, 4, 2, 5, 3)).reshape(
-        batch, -1, height * stride_h, width * stride_w)
+    channels = phase_channels // (stride_h * stride_w)
+    split = x.reshape(batch, channels, stride_h, stride_w, height, width)
+    out = np.empty((batch, channels, height, stride_h, width, stride_w), dtype=x.dtype)
+    _parallel_assign(out, split.transpose(0, 1, 4, 2, 5, 3))
+    return out.reshape(batch, channels, height * stride_h, width * stride_w)
 
 
-def _phase_split_input(x, pad, stride, taps, out_hw):
+def _phase_images(x, pad, stride, taps, out_hw):
     """Pad ``x`` to ``(out + taps - 1) * stride`` per axis and split it into phases."""
     total = [(n + t - 1) * s for n, t, s in zip(out_hw, taps, stride)]
     return _space_to_depth(pad_images(x, pad[0], pad[1], *total), stride)
@@ -169,17 +229,21 @@ def _unfold(padded, kernel_h, kernel_w, stride, out_h, out_w, flip):
     if kernel_h == kernel_w == 1 and stride == (1, 1) and batch == 1:
         return padded[0, :, :out_h, :out_w].reshape(channels, out_h * out_w)
     cols = np.empty((channels, kernel_h, kernel_w, batch, out_h, out_w), dtype=padded.dtype)
-    for u in range(kernel_h):
-        for v in range(kernel_w):
-            su, sv = (kernel_h - 1 - u, kernel_w - 1 - v) if flip else (u, v)
-            window = padded[:, :, su:su + stride_h * (out_h - 1) + 1:stride_h,
-                            sv:sv + stride_w * (out_w - 1) + 1:stride_w]
-            cols[:, u, v] = window.transpose(1, 0, 2, 3)
+
+    def copy_tap(tap, _):
+        u, v = tap
+        su, sv = (kernel_h - 1 - u, kernel_w - 1 - v) if flip else (u, v)
+        window = padded[:, :, su:su + stride_h * (out_h - 1) + 1:stride_h,
+                        sv:sv + stride_w * (out_w - 1) + 1:stride_w]
+        cols[:, u, v] = window.transpose(1, 0, 2, 3)
+
+    parallel_for([(u, v) for u in range(kernel_h) for v in range(kernel_w)], copy_tap,
+                 flops=8.0 * cols.size)
     return cols.reshape(channels * kernel_h * kernel_w, batch * out_h * out_w)
 
 
 def _channels_first(y):
-    """``(B, F, H, W)`` as the matrix ``(F, B * H * W)`` (a copy only when B > 1)."""
+    """``(B, F, H, W)`` as the matrix ``(F, B * H * W)`` (a copy unless B == 1)."""
     batch, channels = y.shape[:2]
     if batch == 1:
         return np.ascontiguousarray(y[0]).reshape(channels, -1)
@@ -191,15 +255,35 @@ def _batch_first(matrix, batch, out_h, out_w):
     return matrix.reshape(-1, batch, out_h, out_w).transpose(1, 0, 2, 3)
 
 
+def _row_blocks(rows):
+    """Row ranges for splitting a GEMM's output among the workers."""
+    return _split(rows, max(16, -(-rows // (2 * worker_count()))))
+
+
+def _gemm_by_rows(a, b, out, trans_a=False, trans_b=False):
+    """``out = op(a) @ op(b)`` with the rows of ``out`` shared out to the workers."""
+
+    def multiply(span, _):
+        start, stop = span
+        part = a[:, start:stop] if trans_a else a[start:stop]
+        gemm(part, b, out[start:stop], trans_a=trans_a, trans_b=trans_b)
+
+    inner = a.shape[0] if trans_a else a.shape[1]
+    parallel_for(_row_blocks(out.shape[0]), multiply, flops=2.0 * out.size * inner)
+
+
 def _strategy(stride, kernel_hw, filters, batch, out_hw):
     """``'shifted'``, ``'phases'`` or ``'unfold'`` (see the module docstring).
 
-    ``filters`` and ``out_hw`` are those of the stride-1 correlation that is computed: for a
-    transposed convolution, its input channels and the output gradient's size.
+    ``filters`` is the forward convolution's filter count and ``out_hw`` its output size
+    (for a transposed convolution: the channels and size of the output gradient). The
+    shifted views copy the ``F * C * k * k`` weights, unfolding copies ``C * k * k`` values
+    per output pixel.
     """
     kernel_h, kernel_w = kernel_hw
+    pixels = batch * out_hw[0] * out_hw[1]
     if stride == (1, 1):
-        if kernel_h * kernel_w > 1 and batch * out_hw[0] * out_hw[1] * _UNFOLD_RATIO > filters:
+        if kernel_h * kernel_w > 1 and pixels >= _UNFOLD_PIXELS_PER_FILTER * filters:
             return "shifted"
         return "unfold"
     if kernel_h >= stride[0] and kernel_w >= stride[1]:
@@ -245,16 +329,16 @@ def conv2d_forward(x, w, pad, stride, flip):
     strategy = _strategy(stride, (kernel_h, kernel_w), filters, batch, out_hw)
     if strategy == "phases":
         phase_w = _phase_kernel(w, stride, flip)
-        phases = _phase_split_input(x, pad, stride, phase_w.shape[2:], out_hw)
+        phases = _phase_images(x, pad, stride, phase_w.shape[2:], out_hw)
         tap_weights = np.ascontiguousarray(phase_w.transpose(2, 3, 0, 1))
         return _shifted_view_correlation(phases, tap_weights, *out_hw, flip=False)
-    padded = pad_images(x, *pad) if pad != (0, 0) or not x.flags.c_contiguous else x
+    padded = _contiguous_images(x, pad)
     if strategy == "shifted":
         tap_weights = np.ascontiguousarray(w.transpose(2, 3, 0, 1))
         return _shifted_view_correlation(padded, tap_weights, *out_hw, flip=flip)
     cols = _unfold(padded, kernel_h, kernel_w, stride, *out_hw, flip)
     out = np.empty((filters, cols.shape[1]), dtype=x.dtype)
-    gemm(np.ascontiguousarray(w).reshape(filters, -1), cols, out)
+    _gemm_by_rows(np.ascontiguousarray(w).reshape(filters, -1), cols, out)
     return _batch_first(out, batch, *out_hw)
 
 
@@ -295,7 +379,7 @@ def conv2d_backward_input(gy, w, input_hw, pad, stride, flip):
         )
     if 0 in (batch, channels, height, width):
         return np.zeros((batch, channels, height, width), dtype=gy.dtype)
-    strategy = _strategy(stride, (kernel_h, kernel_w), channels, batch, (out_h, out_w))
+    strategy = _strategy(stride, (kernel_h, kernel_w), filters, batch, (out_h, out_w))
     if strategy == "shifted":
         # Correlate the (k - 1 - pad)-padded gradient with the transposed kernel, rotated
         # (rotating is the same as toggling ``flip``).
@@ -312,21 +396,34 @@ def conv2d_backward_input(gy, w, input_hw, pad, stride, flip):
                                            out_w + taps_w - 1, flip=True)
         full = _depth_to_space(phases, stride)
     else:
-        cols = np.empty((channels * kernel_h * kernel_w, batch * out_h * out_w), dtype=gy.dtype)
-        gemm(np.ascontiguousarray(w).reshape(filters, -1), _channels_first(gy), cols,
-             trans_a=True)
-        cols = cols.reshape(channels, kernel_h, kernel_w, batch, out_h, out_w)
-        full = np.zeros((batch, channels, (out_h - 1) * stride[0] + kernel_h,
-                         (out_w - 1) * stride[1] + kernel_w), dtype=gy.dtype)
-        for u in range(kernel_h):
-            for v in range(kernel_w):
-                su, sv = (kernel_h - 1 - u, kernel_w - 1 - v) if flip else (u, v)
-                full[:, :, u:u + stride[0] * (out_h - 1) + 1:stride[0],
-                     v:v + stride[1] * (out_w - 1) + 1:stride[1]] += (
-                         cols[:, su, sv].transpose(1, 0, 2, 3))
+        full = _fold(gy, w, stride, flip)
     if pad[0] + height <= full.shape[2] and pad[1] + width <= full.shape[3]:
         return full[:, :, pad[0]:pad[0] + height, pad[1]:pad[1] + width]
     return pad_images(full, -pad[0], -pad[1], height, width)
+
+
+def _fold(gy, w, stride, flip):
+    """Full transposed convolution by one GEMM into patches and their scatter-add."""
+    batch, filters, out_h, out_w = gy.shape
+    channels, kernel_h, kernel_w = w.shape[1:]
+    cols = np.empty((channels * kernel_h * kernel_w, batch * out_h * out_w), dtype=gy.dtype)
+    _gemm_by_rows(np.ascontiguousarray(w).reshape(filters, -1), _channels_first(gy), cols,
+                  trans_a=True)
+    cols = cols.reshape(channels, kernel_h, kernel_w, batch, out_h, out_w)
+    full = np.zeros((batch, channels, (out_h - 1) * stride[0] + kernel_h,
+                     (out_w - 1) * stride[1] + kernel_w), dtype=gy.dtype)
+
+    def scatter(span, _):
+        start, stop = span
+        for u in range(kernel_h):
+            for v in range(kernel_w):
+                su, sv = (kernel_h - 1 - u, kernel_w - 1 - v) if flip else (u, v)
+                full[:, start:stop, u:u + stride[0] * (out_h - 1) + 1:stride[0],
+                     v:v + stride[1] * (out_w - 1) + 1:stride[1]] += (
+                         cols[start:stop, su, sv].transpose(1, 0, 2, 3))
+
+    parallel_for(_row_blocks(channels), scatter, flops=8.0 * cols.size)
+    return full
 
 
 def conv2d_backward_weights(x, gy, kernel_hw, pad, stride, flip):
@@ -353,20 +450,19 @@ def conv2d_backward_weights(x, gy, kernel_hw, pad, stride, flip):
         return np.zeros(filter_shape, dtype=x.dtype)
     strategy = _strategy(stride, kernel_hw, filters, batch, (out_h, out_w))
     if strategy == "unfold":
-        padded = pad_images(x, *pad) if pad != (0, 0) or not x.flags.c_contiguous else x
-        cols = _unfold(padded, kernel_h, kernel_w, stride, out_h, out_w, flip)
+        cols = _unfold(_contiguous_images(x, pad), kernel_h, kernel_w, stride, out_h, out_w,
+                       flip)
         grad = np.empty((filters, channels * kernel_h * kernel_w), dtype=x.dtype)
-        gemm(_channels_first(gy), cols, grad, trans_b=True)
+        _gemm_by_rows(_channels_first(gy), cols, grad, trans_b=True)
         return grad.reshape(filter_shape)
     if strategy == "shifted":
-        padded = pad_images(x, *pad) if pad != (0, 0) or not x.flags.c_contiguous else x
-        tap_grads = _shifted_view_weight_grad(padded, gy, kernel_h, kernel_w)
+        tap_grads = _shifted_view_weight_grad(_contiguous_images(x, pad), gy, kernel_h, kernel_w)
         grad = tap_grads.transpose(2, 3, 0, 1)
     else:
         taps = (-(-kernel_h // stride[0]), -(-kernel_w // stride[1]))
-        phases = _phase_split_input(x, pad, stride, taps, (out_h, out_w))
-        phase_grad = _shifted_view_weight_grad(phases, gy, *taps)
-        split = phase_grad.reshape(*taps, filters, channels, *stride)
+        phases = _phase_images(x, pad, stride, taps, (out_h, out_w))
+        phase_grads = _shifted_view_weight_grad(phases, gy, *taps)
+        split = phase_grads.reshape(*taps, filters, channels, *stride)
         grad = split.transpose(2, 3, 0, 4, 1, 5).reshape(
             filters, channels, taps[0] * stride[0], taps[1] * stride[1])[:, :, :kernel_h, :kernel_w]
     if flip:

@@ -234,7 +234,11 @@ def _single_threaded_blas():
                 _SET_THREADS(_saved_threads)
 
 
-def parallel_for(tasks, body, make_state=None):
+# Below this many floating-point operations, handing tasks to threads costs more than it saves.
+_PARALLEL_FLOPS = 1 << 23
+
+
+def parallel_for(tasks, body, make_state=None, flops=None):
     """Run ``body(task, state)`` for every task on the worker threads, GEMMs single-threaded.
 
     Workers pull tasks from a shared queue, so a worker that the OS deschedules delays only
@@ -248,6 +252,8 @@ def parallel_for(tasks, body, make_state=None):
         ``body(task, state)``; exceptions propagate to the caller.
     make_state : callable, optional
         Creates one state object per worker (default: None).
+    flops : float, optional
+        Work of all tasks together; small jobs run in the calling thread.
 
     Returns
     -------
@@ -255,7 +261,7 @@ def parallel_for(tasks, body, make_state=None):
         The states of the workers that ran at least one task.
     """
     tasks = list(tasks)
-    if _WORKERS == 1 or len(tasks) < 2:
+    if _WORKERS == 1 or len(tasks) < 2 or (flops is not None and flops < _PARALLEL_FLOPS):
         state = None if make_state is None else make_state()
         for task in tasks:
             body(task, state)
@@ -276,7 +282,8 @@ def parallel_for(tasks, body, make_state=None):
 
     with _single_threaded_blas():
         futures = [_get_pool().submit(work) for _ in range(min(_WORKERS, len(tasks)))]
-        results = [future.result() for future in futures]
+        concurrent.futures.wait(futures)
+    results = [future.result() for future in futures]
     return [state for state, ran in results if ran]
 
 
