@@ -24,9 +24,10 @@ specialisation.
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.graph.basic import Variable, graph_inputs
+from pytensor.graph.basic import Variable
 from pytensor.graph.replace import clone_replace
+
+from .utils import collect_shared_vars
 
 __all__ = ["DEVICES", "function", "mode_for_device", "set_matmul_precision",
            "ShapeSpecializedFunction"]
@@ -106,10 +107,9 @@ class ShapeSpecializedFunction:
         updates = list(self.updates)
         updated = {variable for variable, _ in updates}
         # random generators advance through default updates: clone them with the graph
-        for variable in graph_inputs(outputs + [value for _, value in updates]):
+        for variable in collect_shared_vars(outputs + [value for _, value in updates]):
             default = getattr(variable, "default_update", None)
-            if isinstance(variable, SharedVariable) and default is not None \
-                    and variable not in updated:
+            if default is not None and variable not in updated:
                 updates.append((variable, default))
         replace = {variable: pt.specify_shape(variable, shape)
                    for variable, shape in zip(self.inputs, shapes)

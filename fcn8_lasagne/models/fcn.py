@@ -181,46 +181,48 @@ _BUILDER_PARAMETERS = """
 """
 
 
+def _build(stride, nb_in_channels, input_var, path_weights, n_classes, load_weights,
+           trainable, layer, pascal, temperature, dropout, deconv_init):
+    """FCN-``stride``: the VGG body, the skips the stride calls for, the output head."""
+    net = OrderedDict()
+    _add_vgg16_body(net, nb_in_channels, input_var, n_classes, dropout)
+    top = net["score_fr"]
+    if stride <= 16:
+        _deconv(net, "score2", top, n_classes, 4, 2, deconv_init)
+        net["score_pool4"] = Conv2DLayer(net["pool4"], n_classes, 1, pad="same",
+                                         name="score_pool4")
+        top = net["score_fused"] = ElemwiseSumLayer((net["score2"], net["score_pool4"]),
+                                                    cropping=_CENTER, name="score_fused")
+    if stride <= 8:
+        _deconv(net, "score4", top, n_classes, 4, 2, deconv_init)
+        net["score_pool3"] = Conv2DLayer(net["pool3"], n_classes, 1, pad="valid",
+                                         name="score_pool3")
+        top = net["score_final"] = ElemwiseSumLayer((net["score4"], net["score_pool3"]),
+                                                    cropping=_CENTER, name="score_final")
+    _deconv(net, "upsample", top, n_classes, 2 * stride, stride, deconv_init)
+    _add_output_head(net, input_var, n_classes)
+    return _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature)
+
+
 def buildFCN8(nb_in_channels, input_var, path_weights=None, n_classes=21, load_weights=False,
               void_labels=[], trainable=False, layer=None, pascal=False, temperature=1.0,
               dropout=0.5, deconv_init="glorot"):
-    net = OrderedDict()
-    _add_vgg16_body(net, nb_in_channels, input_var, n_classes, dropout)
-    _deconv(net, "score2", net["score_fr"], n_classes, 4, 2, deconv_init)
-    net["score_pool4"] = Conv2DLayer(net["pool4"], n_classes, 1, pad="same", name="score_pool4")
-    net["score_fused"] = ElemwiseSumLayer((net["score2"], net["score_pool4"]),
-                                          cropping=_CENTER, name="score_fused")
-    _deconv(net, "score4", net["score_fused"], n_classes, 4, 2, deconv_init)
-    net["score_pool3"] = Conv2DLayer(net["pool3"], n_classes, 1, pad="valid", name="score_pool3")
-    net["score_final"] = ElemwiseSumLayer((net["score4"], net["score_pool3"]),
-                                          cropping=_CENTER, name="score_final")
-    _deconv(net, "upsample", net["score_final"], n_classes, 16, 8, deconv_init)
-    _add_output_head(net, input_var, n_classes)
-    return _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature)
+    return _build(8, nb_in_channels, input_var, path_weights, n_classes, load_weights,
+                  trainable, layer, pascal, temperature, dropout, deconv_init)
 
 
 def buildFCN16(nb_in_channels, input_var, path_weights=None, n_classes=21, load_weights=False,
                void_labels=[], trainable=False, layer=None, pascal=False, temperature=1.0,
                dropout=0.5, deconv_init="glorot"):
-    net = OrderedDict()
-    _add_vgg16_body(net, nb_in_channels, input_var, n_classes, dropout)
-    _deconv(net, "score2", net["score_fr"], n_classes, 4, 2, deconv_init)
-    net["score_pool4"] = Conv2DLayer(net["pool4"], n_classes, 1, pad="same", name="score_pool4")
-    net["score_fused"] = ElemwiseSumLayer((net["score2"], net["score_pool4"]),
-                                          cropping=_CENTER, name="score_fused")
-    _deconv(net, "upsample", net["score_fused"], n_classes, 32, 16, deconv_init)
-    _add_output_head(net, input_var, n_classes)
-    return _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature)
+    return _build(16, nb_in_channels, input_var, path_weights, n_classes, load_weights,
+                  trainable, layer, pascal, temperature, dropout, deconv_init)
 
 
 def buildFCN32(nb_in_channels, input_var, path_weights=None, n_classes=21, load_weights=False,
                void_labels=[], trainable=False, layer=None, pascal=False, temperature=1.0,
                dropout=0.5, deconv_init="glorot"):
-    net = OrderedDict()
-    _add_vgg16_body(net, nb_in_channels, input_var, n_classes, dropout)
-    _deconv(net, "upsample", net["score_fr"], n_classes, 64, 32, deconv_init)
-    _add_output_head(net, input_var, n_classes)
-    return _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature)
+    return _build(32, nb_in_channels, input_var, path_weights, n_classes, load_weights,
+                  trainable, layer, pascal, temperature, dropout, deconv_init)
 
 
 buildFCN8.__doc__ = """Build the tutorial's FCN-8: VGG16 with skips from pool4 and pool3, ×8 upsampling.
