@@ -1,9 +1,10 @@
 """Compare the named layer outputs of two sources of FCN activations, layer by layer.
 
-A *source* is a mapping of layer name → array: what :func:`fcn8_lasagne.inference.dump_activations`
-returns, a ``.npz`` file in the same format (one array per layer name plus ``input``, written
-by ``fcn8 dump-activations`` or by ``weights/dump_theano_activations.py`` from the original
-Theano stack), or the output of :func:`numpy_fcn_forward`.
+A *source* is a mapping of layer name → array: what
+:func:`fcn8_lasagne.inference.dump_activations` returns, a ``.npz`` file in the same format (one
+array per layer name plus ``input``, written by ``fcn8 dump-activations`` or by
+``weights/dump_theano_activations.py`` from the original Theano stack), or the output of
+:func:`numpy_fcn_forward`.
 
 * :func:`compare_activations` gives one :class:`ComparisonRow` per layer: shapes, largest
   absolute error, largest relative error (the largest absolute error divided by the largest
@@ -11,9 +12,9 @@ Theano stack), or the output of :func:`numpy_fcn_forward`.
 * :func:`format_comparison` prints the rows as a table, :func:`verdict` sums them up in one
   line.
 * :func:`numpy_fcn_forward` is an independent forward pass of the tutorial's FCN-8/16/32 in
-  plain NumPy (float64 by default), written from the tutorial's layer list and Lasagne's
-  rules as stated in ``docs/fcn8-semantics.md`` — it uses nothing of this package's ops or
-  layers, so agreeing with it is evidence that they compute what the tutorial computed.
+  plain NumPy (float64 by default), written from the tutorial's layer list (``fcn8.py``) and
+  the rules of Lasagne 0.2's layers — it uses nothing of this package's ops or layers, so
+  agreeing with it is evidence that they compute what the tutorial computed.
 
 ``notebooks/02_compare_layer_outputs.ipynb`` uses all of them.
 """
@@ -350,11 +351,11 @@ def numpy_fcn_forward(images, params, model="fcn8", dtype=np.float64):
     """
     if model not in _PARAMETER_COUNTS:
         raise ValueError(f"unknown model {model!r}; expected one of {list(_PARAMETER_COUNTS)}")
-    params = [np.asarray(value, dtype=dtype) for value in params]
     if len(params) != _PARAMETER_COUNTS[model]:
         raise ValueError(f"{model} has {_PARAMETER_COUNTS[model]} parameter arrays, got "
                          f"{len(params)}")
-    next_params = iter(params)
+    # converted one at a time, when used: FCN-8 in float64 is over 1 GB
+    next_params = (np.asarray(value, dtype=dtype) for value in params)
     outputs = OrderedDict(input=np.asarray(images, dtype=dtype))
 
     def convolution(name, source, padding, true_convolution=False):

@@ -94,8 +94,10 @@ class AutoCrop(Op):
 
     def perform(self, node, inputs, output_storage):
         x = inputs[0]
-        output_storage[0][0] = np.ascontiguousarray(
-            x[_slices(self.modes, [value.shape for value in inputs])])
+        # always a new array: when nothing is cut the slice is x itself, and PyTensor may
+        # update an Op's output in place (an ElemwiseSum after the crop does)
+        output_storage[0][0] = np.array(x[_slices(self.modes, [value.shape for value in inputs])],
+                                        copy=True)
 
     def infer_shape(self, fgraph, node, shapes):
         output = []

@@ -84,3 +84,18 @@ def test_full_like_values_and_no_gradient(rng):
     np.testing.assert_array_equal(
         pytensor.function([x], grad, mode=FAST_MODE)(np.ones((2, 2), "float32")),
         np.full((2, 2), 0.75, "float32"))
+
+
+def test_uncropped_output_is_not_overwritten_by_a_later_inplace_sum(rng):
+    # regression: when nothing is cut, the crop returned its input buffer, and the in-place
+    # add of an ElemwiseSum after it overwrote a layer output asked for in the same function
+    a, b = pt.tensor4("a"), pt.tensor4("b")
+    small_input = pt.exp(a)  # already the smallest: its crop cuts nothing
+    small, large = crop_to_smallest([small_input, pt.exp(b)], [None, None, "center", "center"])
+    fused = small + large
+    f = pytensor.function([a, b], [small_input, fused], mode="CVM")
+    xa = rng.standard_normal((1, 2, 4, 4)).astype("float32")
+    xb = rng.standard_normal((1, 2, 6, 6)).astype("float32")
+    got_small, got_fused = f(xa, xb)
+    np.testing.assert_allclose(got_small, np.exp(xa), rtol=1e-6)
+    np.testing.assert_allclose(got_fused, np.exp(xa) + np.exp(xb)[:, :, 1:5, 1:5], rtol=1e-6)
