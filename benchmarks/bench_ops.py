@@ -173,7 +173,8 @@ def torch_fcn8(torch, n_classes=21):
         h = F.conv_transpose2d(F.relu(F.conv2d(h, score_fr)), score2, stride=2)
         skip = F.relu(F.conv2d(pools[3], score_pool4))
         size = min(h.shape[2], skip.shape[2]), min(h.shape[3], skip.shape[3])
-        h = F.conv_transpose2d(_center_crop(h, *size) + _center_crop(skip, *size), score4, stride=2)
+        h = _center_crop(h, *size) + _center_crop(skip, *size)
+        h = F.conv_transpose2d(h, score4, stride=2)
         skip = F.relu(F.conv2d(pools[2], score_pool3))
         size = min(h.shape[2], skip.shape[2]), min(h.shape[3], skip.shape[3])
         h = F.conv_transpose2d(_center_crop(h, *size) + _center_crop(skip, *size), upsample,

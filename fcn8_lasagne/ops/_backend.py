@@ -13,53 +13,85 @@ Use the two decorators on each ``Op`` class::
     class MyOp(Op):
         ...
 
-Each registration is skipped silently when its backend is not installed.
+The translations are registered when PyTensor loads its Numba or JAX dispatch module,
+which it does the first time a function is compiled for that backend. So importing the ops
+neither imports Numba's dispatch nor JAX (about 0.8 s together), and JAX's
+``jax_enable_x64``, which PyTensor sets from ``floatX`` when it loads its JAX dispatch,
+follows the ``floatX`` of that first compilation, as without this package.
 """
 
+import importlib.abc
 import importlib.util
+import sys
+import threading
 
 __all__ = ["register_numba_perform", "register_jax"]
 
-
-def _numba_dispatch():
-    if importlib.util.find_spec("numba") is None:
-        return None
-    try:
-        from pytensor.link.numba.dispatch import basic
-    except ImportError:
-        return None
-    return basic
+_NUMBA_DISPATCH = "pytensor.link.numba.dispatch.basic"
+_JAX_DISPATCH = "pytensor.link.jax.dispatch.basic"
 
 
-#: (op, node) pairs that Numba-compiled code calls back into, by integer key. Numba
-#: serialises whatever an object-mode block closes over into the compiled module; closing
-#: over the Apply node would embed the whole graph, shared weights included (gigabytes for
-#: FCN-8), so the block sees only this key.
-_PERFORM_TARGETS = {}
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Import hook that runs callbacks right after given modules have been executed."""
+
+    def __init__(self):
+        self.callbacks = {}
+        self._resolving = threading.local()
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.callbacks or getattr(self._resolving, "name", None) == fullname:
+            return None
+        self._resolving.name = fullname
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._resolving.name = None
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module):
+            execute(module)
+            for callback in self.callbacks.pop(fullname, []):
+                callback(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
 
 
-def _run_perform(key, inputs):
-    op, node, n_outputs = _PERFORM_TARGETS[key]
-    storage = [[None] for _ in range(n_outputs)]
-    op.perform(node, list(inputs), storage)
-    results = tuple(cell[0] for cell in storage)
-    return results[0] if n_outputs == 1 else results
+_HOOK = _AfterImport()
+
+
+def _when_imported(module_name, callback):
+    """Call ``callback(module)`` now if ``module_name`` is loaded, else once it is."""
+    module = sys.modules.get(module_name)
+    if module is not None:
+        callback(module)
+        return
+    _HOOK.callbacks.setdefault(module_name, []).append(callback)
+    if _HOOK not in sys.meta_path:
+        sys.meta_path.insert(0, _HOOK)
 
 
 def _numba_object_mode_function(op, node):
     """A Numba function that calls ``op.perform`` in object mode (no copy of the arrays)."""
     import numba
 
-    dispatch = _numba_dispatch()
+    dispatch = sys.modules[_NUMBA_DISPATCH]
     output_types = [dispatch.get_numba_type(output.type) for output in node.outputs]
-    return_type = output_types[0] if len(output_types) == 1 else numba.types.Tuple(output_types)
-    key = len(_PERFORM_TARGETS)
-    _PERFORM_TARGETS[key] = (op, node, len(output_types))
+    single = len(output_types) == 1
+    return_type = output_types[0] if single else numba.types.Tuple(output_types)
+
+    def run_perform(inputs):
+        storage = [[None] for _ in output_types]
+        op.perform(node, list(inputs), storage)
+        results = tuple(cell[0] for cell in storage)
+        return results[0] if single else results
 
     @dispatch.numba_njit
     def call_perform(*inputs):
         with numba.objmode(result=return_type):
-            result = _run_perform(key, inputs)
+            result = run_perform(inputs)
         return result
 
     return call_perform
@@ -69,8 +101,8 @@ def register_numba_perform(op_class):
     """Let Numba-compiled graphs run ``op_class.perform`` without a warning.
 
     The generated function leaves compiled code for the ``Op``'s ``perform`` through
-    ``numba.objmode``: the arrays are passed without copies, the call itself costs tens of
-    microseconds, so this suits ops whose ``perform`` does its own heavy lifting (BLAS,
+    ``numba.objmode``: the arrays are passed without copies and the call itself costs tens
+    of microseconds, so this suits ops whose ``perform`` does its own heavy lifting (BLAS,
     vectorised NumPy). Graphs that contain such an ``Op`` are not written to Numba's
     on-disk cache.
 
@@ -84,11 +116,13 @@ def register_numba_perform(op_class):
     type
         ``op_class`` itself, so that this can be used as a class decorator.
     """
-    dispatch = _numba_dispatch()
-    if dispatch is not None:
+
+    def register(dispatch):
         dispatch.numba_funcify.register(op_class)(
-            lambda op, node=None, **kwargs: _numba_object_mode_function(op, node)
-        )
+            lambda op, node=None, **kwargs: _numba_object_mode_function(op, node))
+
+    if importlib.util.find_spec("numba") is not None:
+        _when_imported(_NUMBA_DISPATCH, register)
     return op_class
 
 
@@ -109,14 +143,11 @@ def register_jax(make_function):
     """
 
     def decorator(op_class):
-        if importlib.util.find_spec("jax") is not None:
-            try:
-                from pytensor.link.jax.dispatch import jax_funcify
-            except ImportError:
-                return op_class
-            jax_funcify.register(op_class)(
-                lambda op, node=None, **kwargs: make_function(op, node)
-            )
+        def register(dispatch):
+            dispatch.jax_funcify.register(op_class)(
+                lambda op, node=None, **kwargs: make_function(op, node))
+
+        _when_imported(_JAX_DISPATCH, register)
         return op_class
 
     return decorator

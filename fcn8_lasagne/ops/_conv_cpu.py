@@ -38,11 +38,11 @@ __all__ = [
 ]
 
 # Bytes of output (forward) or of operands (weight gradient) per block of columns: a block
-# is revisited by every kernel tap, so it should stay in the per-core L2 cache.
-_BLOCK_BYTES = 2 << 20
-# Unfold when the images hold fewer than this many pixels per filter: shifted views would
-# copy more weights than unfolding copies pixels.
-_UNFOLD_PIXELS_PER_FILTER = 0.5
+# is revisited by every kernel tap, so it should stay in cache (measured best: 2-4 MiB).
+_BLOCK_BYTES = 4 << 20
+# Unfold when the images hold fewer than this many output pixels per filter: shifted views
+# would copy about as many weights as unfolding copies patches, in many thin GEMMs.
+_UNFOLD_PIXELS_PER_FILTER = 2
 # Copies smaller than this (elements) are not worth splitting among threads.
 _PARALLEL_COPY_SIZE = 1 << 20
 
@@ -129,7 +129,8 @@ def _shifted_view_correlation(padded, tap_weights, out_h, out_w, flip):
     def correlate(task, _):
         b, (start, stop) = task
         for index, (u, v) in enumerate(taps):
-            weights = tap_weights[kernel_h - 1 - u, kernel_w - 1 - v] if flip else tap_weights[u, v]
+            weights = tap_weights[kernel_h - 1 - u, kernel_w - 1 - v] if flip else (
+                tap_weights[u, v])
             shift = u * padded_w + v
             gemm(weights, images[b, :, shift + start:shift + stop], out[b, :, start:stop],
                  beta=0.0 if index == 0 else 1.0)
@@ -256,8 +257,9 @@ def _batch_first(matrix, batch, out_h, out_w):
 
 
 def _row_blocks(rows):
-    """Row ranges for splitting a GEMM's output among the workers."""
-    return _split(rows, max(16, -(-rows // (2 * worker_count()))))
+    """Row ranges for splitting a GEMM's output among the workers: one each, since every
+    piece packs the whole other operand again."""
+    return _split(rows, max(16, -(-rows // worker_count())))
 
 
 def _gemm_by_rows(a, b, out, trans_a=False, trans_b=False):
@@ -464,7 +466,8 @@ def conv2d_backward_weights(x, gy, kernel_hw, pad, stride, flip):
         phase_grads = _shifted_view_weight_grad(phases, gy, *taps)
         split = phase_grads.reshape(*taps, filters, channels, *stride)
         grad = split.transpose(2, 3, 0, 4, 1, 5).reshape(
-            filters, channels, taps[0] * stride[0], taps[1] * stride[1])[:, :, :kernel_h, :kernel_w]
+            filters, channels, taps[0] * stride[0], taps[1] * stride[1])
+        grad = grad[:, :, :kernel_h, :kernel_w]
     if flip:
         grad = grad[:, :, ::-1, ::-1]
     return np.ascontiguousarray(grad)

@@ -12,8 +12,9 @@ at every call; on a busy machine a descheduled thread then stalls each of the hu
 GEMMs of a convolution, while pool threads that pull blocks from a queue just share the
 work differently.
 
-It also works around OpenBLAS builds that do not recognise recent AVX-512 CPUs (AMD Zen 5
-is run with the AVX2 "Haswell" kernels, at half the speed): see :func:`select_openblas_core`.
+OpenBLAS picks its kernels for the CPU unless ``OPENBLAS_CORETYPE`` forces a choice; on an
+AVX-512 machine forcing ``Haswell`` (AVX2) halves the GEMM throughput. :func:`blas_info`
+reports the kernels in use.
 """
 
 import atexit
@@ -22,16 +23,11 @@ import contextlib
 import ctypes
 import itertools
 import os
-import sys
 import threading
 
 import numpy as np
 
-__all__ = ["gemm", "blas_info", "select_openblas_core", "parallel_for", "worker_count"]
-
-_AVX512_FLAGS = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
-_SLOW_CORES = {"haswell", "zen"}
-_FAST_CORE = "SKYLAKEX"
+__all__ = ["gemm", "blas_info", "parallel_for", "worker_count"]
 
 
 def _capsule_address(capsule):
@@ -73,17 +69,6 @@ def _load_blas():
 _GEMM, _BLAS_LIBRARY = _load_blas()
 
 
-def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def _openblas_core_name(library):
     for symbol in ("scipy_openblas_get_corename", "scipy_openblas_get_corename64_",
                    "openblas_get_corename", "openblas_get_corename64_"):
@@ -92,72 +77,6 @@ def _openblas_core_name(library):
             function.restype = ctypes.c_char_p
             return function().decode()
     return None
-
-
-def _openblas_libraries():
-    """Handles whose dependency trees hold the OpenBLAS of SciPy and of NumPy."""
-    libraries = [] if _BLAS_LIBRARY is None else [_BLAS_LIBRARY]
-    try:
-        import numpy._core._multiarray_umath as multiarray
-    except ImportError:  # pragma: no cover - NumPy < 2
-        import numpy.core._multiarray_umath as multiarray
-    try:
-        libraries.append(ctypes.CDLL(multiarray.__file__))
-    except OSError:  # pragma: no cover
-        pass
-    return libraries
-
-
-def select_openblas_core(core=_FAST_CORE):
-    """Switch OpenBLAS to its AVX-512 kernels where it mis-detected an AVX-512 CPU.
-
-    OpenBLAS picks its kernels once, when it is loaded, unless ``OPENBLAS_CORETYPE`` says
-    otherwise. Builds that do not know a CPU fall back to older kernels: on AMD Zen 5 the
-    SciPy/NumPy wheels run "Haswell" (AVX2) code at about half the speed of their
-    "SkylakeX" (AVX-512) kernels. This re-runs OpenBLAS's own kernel selection with
-    ``OPENBLAS_CORETYPE=core`` -- the same effect as setting the variable before starting
-    Python -- for the OpenBLAS libraries of SciPy and NumPy.
-
-    Nothing is changed unless all of these hold: Linux; ``OPENBLAS_CORETYPE`` is not set
-    (setting it, to any value, opts out); the CPU reports the AVX-512 F/CD/BW/DQ/VL
-    extensions; the library runs Haswell or Zen kernels and contains ``core``'s. Call it
-    while no BLAS routine is running (it runs once, when this module is imported).
-
-    Returns
-    -------
-    list of (str, str)
-        ``(before, after)`` kernel names of every OpenBLAS library that was switched.
-    """
-    if not sys.platform.startswith("linux") or "OPENBLAS_CORETYPE" in os.environ:
-        return []
-    if not _AVX512_FLAGS <= _cpu_flags():
-        return []
-    switched = []
-    for library in _openblas_libraries():
-        before = _openblas_core_name(library)
-        if before is None or before.lower() not in _SLOW_CORES:
-            continue
-        try:
-            quit_, init = library.gotoblas_dynamic_quit, library.gotoblas_dynamic_init
-            getattr(library, "gotoblas_" + core)
-        except AttributeError:
-            continue
-        os.environ["OPENBLAS_CORETYPE"] = core
-        try:
-            quit_()
-            init()
-        finally:
-            del os.environ["OPENBLAS_CORETYPE"]
-        after = _openblas_core_name(library)
-        if after is None or after.lower() != core.lower():
-            quit_()
-            init()
-            continue
-        switched.append((before, after))
-    return switched
-
-
-_SWITCHED_CORES = select_openblas_core()
 
 
 def _thread_controls():
@@ -182,6 +101,9 @@ _pool = None
 _pool_lock = threading.Lock()
 _single_thread_users = 0
 _saved_threads = None
+# Set in pool threads: a parallel_for inside a task runs serially instead of waiting for
+# the (busy) pool.
+_in_worker = threading.local()
 
 
 def worker_count():
@@ -235,7 +157,7 @@ def _single_threaded_blas():
 
 
 # Below this many floating-point operations, handing tasks to threads costs more than it saves.
-_PARALLEL_FLOPS = 1 << 23
+_PARALLEL_FLOPS = 1 << 25
 
 
 def parallel_for(tasks, body, make_state=None, flops=None):
@@ -261,7 +183,8 @@ def parallel_for(tasks, body, make_state=None, flops=None):
         The states of the workers that ran at least one task.
     """
     tasks = list(tasks)
-    if _WORKERS == 1 or len(tasks) < 2 or (flops is not None and flops < _PARALLEL_FLOPS):
+    serial = _WORKERS == 1 or len(tasks) < 2 or getattr(_in_worker, "active", False)
+    if serial or (flops is not None and flops < _PARALLEL_FLOPS):
         state = None if make_state is None else make_state()
         for task in tasks:
             body(task, state)
@@ -270,6 +193,7 @@ def parallel_for(tasks, body, make_state=None, flops=None):
     lock = threading.Lock()
 
     def work():
+        _in_worker.active = True
         state = None if make_state is None else make_state()
         ran = False
         while True:
@@ -288,17 +212,17 @@ def parallel_for(tasks, body, make_state=None, flops=None):
 
 
 def blas_info():
-    """Describe the BLAS the convolutions call: library kernels, threads, any switch made.
+    """Describe the BLAS the convolutions call.
 
     Returns
     -------
     dict
-        ``{'direct': bool, 'core': str or None, 'workers': int, 'switched': [...]}``;
-        ``direct`` is False when ``gemm`` falls back to ``numpy.matmul``.
+        ``{'direct': bool, 'core': str or None, 'workers': int}``: ``direct`` is False when
+        ``gemm`` falls back to ``numpy.matmul``; ``core`` names the OpenBLAS kernels;
+        ``workers`` is :func:`worker_count`.
     """
     core = None if _BLAS_LIBRARY is None else _openblas_core_name(_BLAS_LIBRARY)
-    return {"direct": bool(_GEMM), "core": core, "workers": _WORKERS,
-            "switched": list(_SWITCHED_CORES)}
+    return {"direct": bool(_GEMM), "core": core, "workers": _WORKERS}
 
 
 def _leading_dimension(matrix):

@@ -175,7 +175,10 @@ def _as_size_input(size, op_name):
             f"[height, width], got {variable.type}"
         )
     if variable.type.shape[0] not in (None, 2):
-        raise ValueError(f"{op_name}: the size vector must have 2 entries, got {variable.type.shape[0]}")
+        raise ValueError(
+            f"{op_name}: the size vector must have 2 entries, got {variable.type.shape[0]}")
+    if isinstance(variable, Constant):  # stays a constant, which JAX needs
+        return pt.constant(np.asarray(variable.data, dtype="int64"))
     return pt.cast(variable, "int64")
 
 

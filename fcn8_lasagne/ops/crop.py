@@ -99,7 +99,9 @@ class AutoCrop(Op):
         output_storage[0][0] = np.array(x[_slices(self.modes, [value.shape for value in inputs])],
                                         copy=True)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        # (fgraph, node, shapes) before PyTensor 3.3, (node, shapes) since
+        node, shapes = args[-2:]
         output = []
         for axis, mode in enumerate(self.modes):
             lengths = [shape[axis] for shape in shapes]
@@ -134,7 +136,9 @@ class AutoCropGrad(Op):
         grad[_slices(self.modes, [value.shape for value in inputs[1:]])] = gz
         output_storage[0][0] = grad
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        # (fgraph, node, shapes) before PyTensor 3.3, (node, shapes) since
+        node, shapes = args[-2:]
         return [shapes[1]]
 
     def connection_pattern(self, node):

@@ -33,7 +33,9 @@ class FullLike(Op):
     def perform(self, node, inputs, output_storage):
         output_storage[0][0] = np.full(inputs[0].shape, self.value, dtype=self.dtype)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        # (fgraph, node, shapes) before PyTensor 3.3, (node, shapes) since
+        node, shapes = args[-2:]
         return [shapes[0]]
 
     def connection_pattern(self, node):

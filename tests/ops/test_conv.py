@@ -70,6 +70,30 @@ def test_conv2d_paths(rng, shapes):
                                    atol=2e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad", [
+    ((1, 64, 130, 126), (8, 64, 3, 3), 1, 1),     # shifted views, parallel padding copy
+    ((2, 64, 8, 8), (1024, 64, 3, 3), 1, 0),      # unfolded, GEMM split by rows
+    ((2, 16, 64, 60), (32, 16, 4, 4), 2, 1),      # phases
+    ((2, 24, 40, 40), (16, 24, 1, 1), 3, 0),      # unfolded, stride above the kernel
+])
+def test_threaded_kernels_match_reference(rng, x_shape, w_shape, stride, pad):
+    """Shapes large enough for the kernels to share their work among threads."""
+    from fcn8_lasagne.ops import _conv_cpu
+
+    x, w = random(rng, x_shape) / 8, random(rng, w_shape) / 8
+    strides, pads = (stride, stride), (pad, pad)
+    out = _conv_cpu.conv2d_forward(x, w, pads, strides, True)
+    np.testing.assert_allclose(out, reference.conv2d(x, w, stride, pad, True), atol=1e-4)
+    grad_in = _conv_cpu.conv2d_backward_input(out, w, x_shape[2:], pads, strides, False)
+    np.testing.assert_allclose(
+        grad_in, reference.conv2d_transpose(out, w, stride, pad, False, x_shape[2:]),
+        atol=1e-4)
+    grad_w = _conv_cpu.conv2d_backward_weights(x, out, w_shape[2:], pads, strides, True)
+    np.testing.assert_allclose(
+        grad_w, reference.conv2d_grad_weights(x, out, w_shape, stride, pad, True),
+        atol=2e-3, rtol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("crop", [0, 1, (2, 1), "valid", "full", "half"])
 def test_transposed_conv_matches_reference(rng, dtype, crop):
@@ -121,9 +145,9 @@ def test_lasagne_transposed_layer_convention(rng):
     y_value, w_value = random(rng, (2, 3, 5, 4)), random(rng, (3, 4, 4, 4))
     out = conv2d_grad_wrt_inputs(y, w, (None, 4, None, None), border_mode=0, subsample=2,
                                  filter_flip=True)  # filter_flip = not flip_filters
+    rotated = np.ascontiguousarray(w_value[:, :, ::-1, ::-1])
     expected = torch.nn.functional.conv_transpose2d(
-        torch.from_numpy(y_value), torch.from_numpy(np.ascontiguousarray(w_value[:, :, ::-1, ::-1])),
-        stride=2).numpy()
+        torch.from_numpy(y_value), torch.from_numpy(rotated), stride=2).numpy()
     np.testing.assert_allclose(compile_fn([y, w], out)(y_value, w_value), expected, atol=1e-5)
 
 
@@ -135,7 +159,8 @@ def test_weight_grad_matches_reference(rng, dtype, border_mode):
     filter_shape = (4, 3, 3, 2)
     for stride in STRIDES:
         for flip in (True, False):
-            out_shape = reference.conv2d(x_value, np.zeros(filter_shape), stride, border_mode).shape
+            out_shape = reference.conv2d(x_value, np.zeros(filter_shape), stride,
+                                         border_mode).shape
             gy_value = random(rng, out_shape, dtype)
             out = conv2d_grad_wrt_weights(x, gy, filter_shape, border_mode=border_mode,
                                           subsample=stride, filter_flip=flip)
@@ -224,8 +249,8 @@ def test_jax_float64(rng):
     jax.config.update("jax_enable_x64", True)
     try:
         x, w = tensor4("x", "float64"), tensor4("w", "float64")
-        out = conv2d_grad_wrt_inputs(conv2d(x, w, border_mode="full", subsample=2), w, (1, 2, 7, 8),
-                                     border_mode="full", subsample=(2, 2))
+        y = conv2d(x, w, border_mode="full", subsample=2)
+        out = conv2d_grad_wrt_inputs(y, w, (1, 2, 7, 8), border_mode="full", subsample=2)
         values = rng.standard_normal((1, 2, 7, 8)), rng.standard_normal((3, 2, 2, 3))
         result = pytensor.function([x, w], out, mode="JAX")(*values)
         expected = pytensor.function([x, w], out, mode="CVM")(*values)
@@ -341,3 +366,84 @@ def test_op_props():
         Conv2d(-1)
     with pytest.raises(ValueError):
         Conv2d(0, subsample=0)
+
+
+# --- the BLAS layer under the kernels -------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+def test_gemm_on_strided_views(rng, dtype, trans_a, trans_b):
+    from fcn8_lasagne.ops._gemm import gemm
+
+    big_a, big_b = random(rng, (40, 50), dtype), random(rng, (60, 70), dtype)
+    a = big_a[3:3 + 7, 5:5 + 9] if not trans_a else big_a[3:3 + 9, 5:5 + 7]
+    b = big_b[2:2 + 9, 1:1 + 11] if not trans_b else big_b[2:2 + 11, 1:1 + 9]
+    out_big = random(rng, (30, 40), dtype)
+    out = out_big[4:11, 6:17]
+    previous = out.copy()
+    expected = (a.T if trans_a else a) @ (b.T if trans_b else b) + 0.5 * previous
+    gemm(a, b, out, beta=0.5, trans_a=trans_a, trans_b=trans_b)
+    np.testing.assert_allclose(out, expected, **tolerance(dtype))
+    gemm(a[:, ::-1], b, out, trans_a=trans_a, trans_b=trans_b)  # no unit stride: NumPy path
+    np.testing.assert_allclose(out, (a[:, ::-1].T if trans_a else a[:, ::-1])
+                               @ (b.T if trans_b else b), **tolerance(dtype))
+
+
+def test_parallel_for_states_and_errors():
+    from fcn8_lasagne.ops._gemm import parallel_for
+
+    def add(task, state):
+        state.append(task)
+
+    states = parallel_for(range(100), add, list)
+    assert sorted(sum(states, [])) == list(range(100))
+
+    def fail(task, state):
+        if task == 7:
+            raise RuntimeError("task 7")
+
+    with pytest.raises(RuntimeError, match="task 7"):
+        parallel_for(range(20), fail)
+
+
+def test_nested_parallel_for_runs_serially():
+    from fcn8_lasagne.ops._gemm import parallel_for
+
+    def outer(task, state):
+        state.extend(sum(parallel_for(range(3), lambda t, s: s.append((task, t)), list), []))
+
+    states = parallel_for(range(4), outer, list)
+    assert sorted(sum(states, [])) == [(i, j) for i in range(4) for j in range(3)]
+
+
+def test_backends_register_lazily():
+    """Importing the ops loads neither JAX nor Numba's dispatch; compiling for them works."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, warnings\n"
+        "import numpy as np, pytensor, pytensor.tensor as pt\n"
+        "from fcn8_lasagne.ops import conv2d\n"
+        "assert 'jax' not in sys.modules\n"
+        "assert 'pytensor.link.numba.dispatch.basic' not in sys.modules\n"
+        "x, w = pt.tensor4('x'), pt.tensor4('w')\n"
+        "y = conv2d(x, w, subsample=2)\n"
+        "values = np.ones((1, 2, 5, 5), 'float32'), np.ones((3, 2, 3, 3), 'float32')\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('error')\n"
+        "    assert pytensor.function([x, w], y)(*values).sum() == 3 * 4 * 18\n"
+        "try:\n"
+        "    import jax\n"
+        "except ImportError:\n"
+        "    sys.exit(0)\n"
+        "assert np.asarray(pytensor.function([x, w], y, mode='JAX')(*values)).sum() == 216\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
