@@ -85,6 +85,8 @@ class BaseConvLayer(Layer):
 
     def get_output_for(self, input, **kwargs):
         activation = self.convolve(input, **kwargs)
+        if self.name and activation.name is None:
+            activation.name = self.name  # run-time shape errors of the op then name the layer
         if self.b is not None:
             if self.untie_biases:
                 activation = activation + self.b.dimshuffle(("x",) + tuple(range(self.n + 1)))

@@ -21,6 +21,8 @@ needs output shapes at trace time, whatever the input size: one compiled functio
 every input size.
 """
 
+import contextlib
+
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_type
@@ -79,6 +81,19 @@ def _infer_shape_arguments(args):
     """``(node, input_shapes)`` of ``infer_shape``, called with a leading ``fgraph`` before
     PyTensor 3.3 and without it since (where a 4-argument signature is deprecated)."""
     return args[-2], args[-1]
+
+
+@contextlib.contextmanager
+def _named_errors(node):
+    """Prefix run-time shape errors with the output's name (layers name it after
+    themselves), so a bad input names the layer it reached."""
+    try:
+        yield
+    except ValueError as error:
+        name = node.outputs[0].name
+        if not name:
+            raise
+        raise ValueError(f"layer {name!r}: {error}") from None
 
 
 class _ConvBase(Op):
@@ -298,8 +313,9 @@ class Conv2d(_ConvBase):
 
     def perform(self, node, inputs, output_storage):
         x, w = inputs
-        output_storage[0][0] = _conv_cpu.conv2d_forward(
-            x, w, self.pads(w.shape[2:]), self.subsample, self.filter_flip)
+        with _named_errors(node):
+            output_storage[0][0] = _conv_cpu.conv2d_forward(
+                x, w, self.pads(w.shape[2:]), self.subsample, self.filter_flip)
 
     def infer_shape(self, *args):
         node, shapes = _infer_shape_arguments(args)
@@ -369,10 +385,12 @@ class Conv2dGradInputs(_ConvBase):
 
     def perform(self, node, inputs, output_storage):
         output_grad, filters, *size = inputs
-        input_hw = self._input_hw(output_grad.shape, filters.shape, size[0] if size else None)
-        output_storage[0][0] = _conv_cpu.conv2d_backward_input(
-            output_grad, filters, input_hw, self.pads(filters.shape[2:]), self.subsample,
-            self.filter_flip)
+        with _named_errors(node):
+            input_hw = self._input_hw(output_grad.shape, filters.shape,
+                                      size[0] if size else None)
+            output_storage[0][0] = _conv_cpu.conv2d_backward_input(
+                output_grad, filters, input_hw, self.pads(filters.shape[2:]), self.subsample,
+                self.filter_flip)
 
     def infer_shape(self, *args):
         node, shapes = _infer_shape_arguments(args)
@@ -462,8 +480,12 @@ class Conv2dGradWeights(_ConvBase):
         ]
 
 
-def _shape_hint(variable, shape, role):
-    """Apply the integer entries of a Theano-style shape hint with ``specify_shape``."""
+def _shape_hint(variable, shape, role, enforce=True):
+    """Apply the integer entries of a Theano-style shape hint with ``specify_shape``.
+
+    With ``enforce=False`` the hint is only checked against the static shape: the op's own
+    run-time check then reports a mismatch, naming the layer and both shapes.
+    """
     if shape is None:
         return variable
     if isinstance(shape, Variable):
@@ -478,7 +500,7 @@ def _shape_hint(variable, shape, role):
         if None not in (hint, static) and hint != static:
             raise ValueError(
                 f"{role} {shape!r} contradicts the tensor's shape {variable.type.shape}")
-    return pt.specify_shape(variable, known)
+    return pt.specify_shape(variable, known) if enforce else variable
 
 
 def _spatial_size_input(shape, role):
@@ -504,7 +526,8 @@ def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="val
     input : 4-D tensor, (batch, channels, rows, columns)
     filters : 4-D tensor, (filters, channels, kernel rows, kernel columns)
     input_shape, filter_shape : tuple of 4 ints or None, optional
-        Shape hints; their integer entries are checked (``specify_shape``).
+        Shape hints. Integer entries of ``filter_shape`` are enforced (``specify_shape``);
+        ``input_shape`` is checked against the static shape and at run time by the op.
     border_mode : {'valid', 'full', 'half'} or int or (int, int)
         Zero padding: ``'valid'`` none, ``'full'`` ``k - 1``, ``'half'`` (``'same'``)
         ``k // 2``, or explicit sizes.
@@ -519,7 +542,8 @@ def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="val
     4-D tensor, (batch, filters, out rows, out columns)
         Output length ``(in + 2 pad - k) // stride + 1``.
     """
-    input = _shape_hint(pt.as_tensor_variable(input), input_shape, "input_shape")
+    input = _shape_hint(pt.as_tensor_variable(input), input_shape, "input_shape",
+                        enforce=False)
     filters = _shape_hint(pt.as_tensor_variable(filters), filter_shape, "filter_shape")
     return Conv2d(border_mode, subsample, filter_flip)(input, filters)
 
@@ -578,7 +602,8 @@ def conv2d_grad_wrt_weights(input, output_grad, filter_shape, input_shape=None,
     -------
     4-D tensor, (filters, channels, kernel rows, kernel columns)
     """
-    input = _shape_hint(pt.as_tensor_variable(input), input_shape, "input_shape")
+    input = _shape_hint(pt.as_tensor_variable(input), input_shape, "input_shape",
+                        enforce=False)
     output_grad = pt.as_tensor_variable(output_grad)
     if not isinstance(filter_shape, Variable) and any(s is None for s in tuple(filter_shape)[2:]):
         raise ValueError(f"filter_shape must give the kernel size, got {filter_shape!r}")

@@ -174,3 +174,16 @@ def test_wrong_npz_names_layer_and_leaves_net_unchanged(tmp_path):
         load_npz(net["probs"], path)
     for got, want in zip(get_all_param_values(net["probs"]), before):
         np.testing.assert_array_equal(got, want)
+
+
+def test_wrong_channel_count_or_too_small_image_names_the_layer():
+    np.random.seed(6)
+    input_var = pt.tensor4("x")
+    net = buildFCN32(3, input_var, n_classes=2)
+    f = pytensor.function([input_var], get_output(net["probs"], deterministic=True))
+    with pytest.raises(ValueError, match=r"conv1_1.*\(1, 4, 30, 30\).*\(64, 3, 3, 3\)"):
+        f(np.zeros((1, 4, 30, 30), dtype="float32"))
+    with pytest.raises(ValueError, match=r"'fc6'.*7.*6"):
+        f(np.zeros((1, 3, 20, 20), dtype="float32"))
+    with pytest.raises(ValueError, match="shape has 4 dimensions, but variable has 3"):
+        buildFCN32(3, pt.tensor3("x"), n_classes=2)
