@@ -100,9 +100,8 @@ def test_epoch_and_final_lines_match_the_tutorial_format():
 
 
 def _tiny_synthetic_config(tmp_path, **overrides):
-    options = dict(n_train=4, n_valid=2, n_test=2, image_size=(24, 28),
-                   root=str(tmp_path / "data"))
-    settings = dict(dataset="synthetic", num_epochs=2, batch_size=(2, 1, 1),
+    options = dict(n_train=4, n_valid=2, n_test=2, image_size=(28, 28))
+    settings = dict(dataset="synthetic", data_dir=str(tmp_path / "data"), num_epochs=2, batch_size=(2, 1, 1),
                     data_augmentation={"horizontal_flip": True}, savepath=str(tmp_path / "run"),
                     seed=5, model="fcn32", dataset_options=options)
     settings.update(overrides)
@@ -149,3 +148,52 @@ def test_resume_without_state_is_a_clear_error(tmp_path):
         train(_tiny_synthetic_config(tmp_path, resume=True), log=lambda _: None,
               progress=False)
     assert not os.path.exists(tmp_path / "run" / BEST_WEIGHTS)
+
+
+def _stub_functions(monkeypatch, train_step):
+    """Replace the compiled functions by stubs (no compilation): train_step(call_index)."""
+    from fcn8_lasagne import training
+
+    calls = []
+
+    def fake_build(top_layer, input_var, target_var, n_classes, void_labels, *args, **kwargs):
+        def train_fn(X, y):
+            calls.append(len(calls))
+            return train_step(len(calls) - 1)
+
+        def val_fn(X, y):
+            return np.float32(0.5), np.float32(0.75), np.ones((2, n_classes), "float32")
+
+        return training.TrainingFunctions(train_fn, val_fn, None, [], {})
+
+    monkeypatch.setattr(training, "build_functions", fake_build)
+    return calls
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_best(tmp_path, monkeypatch):
+    # epoch 0 trains normally and saves `best`; the first step of epoch 1 returns NaN
+    _stub_functions(monkeypatch, lambda call: np.float32("nan") if call >= 2 else 0.3)
+    config = _tiny_synthetic_config(tmp_path, num_epochs=3)
+    with pytest.raises(Exception, match=r"epoch 1: training loss is nan.*new_fcn8_model_best"):
+        train(config, log=lambda _: None, progress=False)
+    best = tmp_path / "run" / BEST_WEIGHTS
+    assert best.exists()
+    assert (tmp_path / "run" / LOG_FILE).read_text().count("EPOCH") == 1
+
+
+def test_ctrl_c_saves_last_and_returns_cleanly(tmp_path, monkeypatch):
+    def step(call):
+        if call == 3:
+            raise KeyboardInterrupt
+        return 0.3
+
+    _stub_functions(monkeypatch, step)
+    lines = []
+    result = train(_tiny_synthetic_config(tmp_path, num_epochs=5), log=lines.append,
+                   progress=False)
+    assert result["interrupted"] and result["test"] is None
+    assert any("Interrupted in epoch 1" in line for line in lines)
+    run = tmp_path / "run"
+    assert (run / LAST_WEIGHTS).exists() and (run / "training_state.npz").exists()
+    with np.load(run / "training_state.npz") as state:
+        assert list(state["progress"]) == [1, 0]  # resume reruns epoch 1
