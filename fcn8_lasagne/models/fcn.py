@@ -200,7 +200,8 @@ def _build(stride, nb_in_channels, input_var, path_weights, n_classes, load_weig
         top = net["score_final"] = ElemwiseSumLayer((net["score4"], net["score_pool3"]),
                                                     cropping=_CENTER, name="score_final")
     _deconv(net, "upsample", top, n_classes, 2 * stride, stride, deconv_init)
-    _add_output_head(net, input_var, n_classes)
+    # with input_var=None the input layer made its own variable: the head reads that one
+    _add_output_head(net, net["input"].input_var, n_classes)
     return _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature)
 
 
