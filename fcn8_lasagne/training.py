@@ -53,7 +53,7 @@ TUTORIAL_DEFAULTS = dict(learning_rate=1e-4, penal_cst=0.0, num_epochs=750, max_
 #: Defaults for the built-in synthetic data, sized so that the whole run takes under ten
 #: minutes on a 2-core CPU: the tutorial's optimiser, one image per step (more Adam steps for
 #: the same compute) and no crop (the 64x80 frames are smaller than 224x224).
-SYNTHETIC_DEFAULTS = dict(learning_rate=1e-4, penal_cst=0.0, num_epochs=8, max_patience=100,
+SYNTHETIC_DEFAULTS = dict(learning_rate=1e-4, penal_cst=0.0, num_epochs=6, max_patience=100,
                           batch_size=(1, 4, 4),
                           data_augmentation={"horizontal_flip": True})
 
