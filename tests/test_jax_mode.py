@@ -22,11 +22,12 @@ zeros), so max-pooling windows there are exact ties and the pre-activations are 
 the gradient then depends on Theano's two rules — ``MaxPoolGrad`` gives a window's gradient to
 *every* maximal input and ``relu(x) = 0.5 (x + |x|)`` has slope 1/2 at 0 — and a backend that
 broke either rule would change the conv1–conv4 bias gradients by tens of percent. With
-random biases the border holds a constant per channel that a GEMM computes with
-position-dependent rounding (the C kernels' values there spread by ~1 ulp from conv2_1 on,
-XLA's do not): which inputs tie then depends on float32 rounding, and both backends, like
-the NumPy reference, legitimately differ by up to ~100% in those gradients. Zero VGG biases
-are also how Lasagne initialises the network the tutorial trains.
+random biases the border holds one constant per channel, which a GEMM computes with
+position-dependent rounding (the C kernels' conv2_1 values there already spread by about one
+float32 ulp; XLA's did not): which inputs tie then depends on rounding, and the two backends
+and the float64 NumPy reference were measured to differ by 10-150% in the conv1-conv4
+gradients, none of them wrong. Zero VGG biases are also how Lasagne initialises the network
+the tutorial trains.
 """
 
 import numpy as np
@@ -60,6 +61,8 @@ SCORE_CONV_LAYERS = ("score_fr", "score_pool4", "score_pool3")
 OUTPUT_TOLERANCE = 1e-4
 GRADIENT_TOLERANCE = 1e-4
 LEARNING_RATE = 1e-4
+#: Largest difference of one Adam step between the backends, as a fraction of the step size.
+STEP_TOLERANCE = 0.01
 
 
 def _relative_error(got, want):
@@ -75,6 +78,19 @@ def _image_and_labels(shape, seed):
     image = rng.uniform(0, 1, shape).astype("float32")
     labels = rng.integers(0, N_CLASSES, size=shape[0] * shape[2] * shape[3]).astype("int32")
     return image, labels
+
+
+@pytest.fixture(scope="module", autouse=True)
+def full_float32_products():
+    """Full float32 matmuls and convolutions (JAX uses TF32 on recent GPUs by default)."""
+    import jax
+
+    from fcn8_lasagne.compile import set_matmul_precision
+
+    previous = jax.config.jax_default_matmul_precision
+    set_matmul_precision("float32")
+    yield
+    jax.config.update("jax_default_matmul_precision", previous)
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +166,8 @@ def test_every_layer_matches_c_backend_at_two_sizes(fcn8, layer_functions):
                 f"{name} at input {shape}: max error {error:.2e} of the layer's largest value")
         probabilities = dict(zip(names, expected))["probs_dimshuffle"]
         assert probabilities.shape == (shape[0], N_CLASSES) + shape[2:]
-        # the outputs are far from uniform, so the comparison above is meaningful
-        assert probabilities.max() - probabilities.min() > 0.3
+        # far from uniform (Glorot weights give a spread of ~1e-3 here, these ~0.14)
+        assert probabilities.max() - probabilities.min() > 0.05
 
 
 def test_border_holds_exact_ties_and_zero_pre_activations(fcn8, layer_functions):
@@ -206,7 +222,7 @@ def test_adam_step_updates_parameters_like_c_backend(fcn8):
     loss = crossentropy_metric(prediction, fcn8["target_var"], void_labels=[VOID_LABEL])
     step_updates = adam(loss, fcn8["params"], learning_rate=LEARNING_RATE)
     inputs = [fcn8["input_var"], fcn8["target_var"]]
-    image, labels = _image_and_labels(INPUT_SHAPES[1], 30)
+    image, labels = _image_and_labels(INPUT_SHAPES[0], 30)
     initial = _snapshot(step_updates.keys())
     after = {}
     for device in ("cpu", "jax"):
@@ -216,21 +232,26 @@ def test_adam_step_updates_parameters_like_c_backend(fcn8):
     _restore(initial)
     (cpu_loss, cpu_state), (jax_loss, jax_state) = after["cpu"], after["jax"]
     np.testing.assert_allclose(jax_loss, cpu_loss, rtol=1e-5)
-    # every piece of state: the 42 parameters, their two moments, the step counter
+    # the state Adam keeps: two moments per parameter and the step counter
     assert len(step_updates) == 3 * 42 + 1
+    params = set(fcn8["params"])
     for variable in step_updates:
-        error = _relative_error(jax_state[variable], cpu_state[variable])
-        assert error <= GRADIENT_TOLERANCE, f"{variable.name} after one step: {error:.2e}"
+        if variable not in params:
+            error = _relative_error(jax_state[variable], cpu_state[variable])
+            assert error <= GRADIENT_TOLERANCE, f"{variable.name} after one step: {error:.2e}"
+    # the parameters, through their steps: a zero bias after one step is nothing but its
+    # step, and steps differ most where a gradient is as small as epsilon
     for param in fcn8["params"]:
-        cpu_change = cpu_state[param].astype(np.float64) - initial[param]
-        jax_change = jax_state[param].astype(np.float64) - initial[param]
+        cpu_step = cpu_state[param].astype(np.float64) - initial[param]
+        jax_step = jax_state[param].astype(np.float64) - initial[param]
         # Adam's first step moves each parameter by about learning_rate * sign(gradient)
-        assert np.abs(cpu_change).max() > 0.5 * LEARNING_RATE, f"{param.name} did not move"
-        step_error = np.abs(jax_change - cpu_change).max() / LEARNING_RATE
-        assert step_error <= 0.05, (
+        assert np.abs(cpu_step).max() > 0.5 * LEARNING_RATE, f"{param.name} did not move"
+        step_error = np.abs(jax_step - cpu_step).max() / LEARNING_RATE
+        assert step_error <= STEP_TOLERANCE, (
             f"{param.name}: steps differ by {step_error:.2%} of the learning rate")
 
 
+@pytest.mark.filterwarnings("ignore:The RandomType SharedVariables:UserWarning")
 def test_dropout_draws_fresh_masks_in_jax(fcn8):
     """Training-mode dropout: a new Bernoulli(1/2) mask at every call, kept values doubled."""
     _set_values(fcn8["params"], fcn8["random_biases"])
