@@ -79,6 +79,11 @@ def _resolve_gain(gain):
     return np.sqrt(2) if gain == "relu" else gain
 
 
+def _check_c01b(shape):
+    if len(shape) != 4:
+        raise RuntimeError("If c01b is True, only shapes of length 4 are accepted")
+
+
 class Glorot(Initializer):
     """Glorot/Xavier scaling: ``std = gain * sqrt(2 / ((n1 + n2) * receptive_field))``.
 
@@ -93,8 +98,7 @@ class Glorot(Initializer):
 
     def sample(self, shape):
         if self.c01b:
-            if len(shape) != 4:
-                raise RuntimeError("If c01b is True, only shapes of length 4 are accepted")
+            _check_c01b(shape)
             n1, n2 = shape[0], shape[3]
             receptive_field_size = shape[1] * shape[2]
         else:
@@ -131,8 +135,7 @@ class He(Initializer):
 
     def sample(self, shape):
         if self.c01b:
-            if len(shape) != 4:
-                raise RuntimeError("If c01b is True, only shapes of length 4 are accepted")
+            _check_c01b(shape)
             fan_in = np.prod(shape[:3])
         elif len(shape) == 2:
             fan_in = shape[0]

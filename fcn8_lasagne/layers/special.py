@@ -20,33 +20,36 @@ class NonlinearityLayer(Layer):
         return self.nonlinearity(input)
 
 
+def _per_axis_parameter_shape(layer, shared_axes, kind):
+    """Resolve ``shared_axes`` ('auto' = all but the second) and the parameter's shape."""
+    if shared_axes == "auto":
+        shared_axes = (0,) + tuple(range(2, len(layer.input_shape)))
+    elif isinstance(shared_axes, int):
+        shared_axes = (shared_axes,)
+    shape = [size for axis, size in enumerate(layer.input_shape) if axis not in shared_axes]
+    if any(size is None for size in shape):
+        raise ValueError(f"{kind} needs specified input sizes for all axes that its "
+                         "parameters are not shared over.")
+    return shared_axes, shape
+
+
+def _broadcast_pattern(shared_axes, ndim):
+    axes = iter(range(ndim - len(shared_axes)))
+    return ["x" if axis in shared_axes else next(axes) for axis in range(ndim)]
+
+
 class BiasLayer(Layer):
     """Adds a learned bias, shared over ``shared_axes`` (default all but the second)."""
 
     def __init__(self, incoming, b=init.Constant(0), shared_axes="auto", **kwargs):
         super().__init__(incoming, **kwargs)
-        if shared_axes == "auto":
-            shared_axes = (0,) + tuple(range(2, len(self.input_shape)))
-        elif isinstance(shared_axes, int):
-            shared_axes = (shared_axes,)
-        self.shared_axes = shared_axes
-        if b is None:
-            self.b = None
-        else:
-            shape = [size for axis, size in enumerate(self.input_shape)
-                     if axis not in self.shared_axes]
-            if any(size is None for size in shape):
-                raise ValueError("BiasLayer needs specified input sizes for all axes that "
-                                 "biases are not shared over.")
-            self.b = self.add_param(b, shape, "b", regularizable=False)
+        self.shared_axes, shape = _per_axis_parameter_shape(self, shared_axes, "BiasLayer")
+        self.b = None if b is None else self.add_param(b, shape, "b", regularizable=False)
 
     def get_output_for(self, input, **kwargs):
         if self.b is None:
             return input
-        bias_axes = iter(range(self.b.ndim))
-        pattern = ["x" if axis in self.shared_axes else next(bias_axes)
-                   for axis in range(input.ndim)]
-        return input + self.b.dimshuffle(*pattern)
+        return input + self.b.dimshuffle(*_broadcast_pattern(self.shared_axes, input.ndim))
 
 
 class ScaleLayer(Layer):
@@ -54,22 +57,11 @@ class ScaleLayer(Layer):
 
     def __init__(self, incoming, scales=init.Constant(1), shared_axes="auto", **kwargs):
         super().__init__(incoming, **kwargs)
-        if shared_axes == "auto":
-            shared_axes = (0,) + tuple(range(2, len(self.input_shape)))
-        elif isinstance(shared_axes, int):
-            shared_axes = (shared_axes,)
-        self.shared_axes = shared_axes
-        shape = [size for axis, size in enumerate(self.input_shape)
-                 if axis not in self.shared_axes]
-        if any(size is None for size in shape):
-            raise ValueError("ScaleLayer needs specified input sizes for all axes that "
-                             "scales are not shared over.")
+        self.shared_axes, shape = _per_axis_parameter_shape(self, shared_axes, "ScaleLayer")
         self.scales = self.add_param(scales, shape, "scales", regularizable=False)
 
     def get_output_for(self, input, **kwargs):
-        axes = iter(range(self.scales.ndim))
-        pattern = ["x" if axis in self.shared_axes else next(axes) for axis in range(input.ndim)]
-        return input * self.scales.dimshuffle(*pattern)
+        return input * self.scales.dimshuffle(*_broadcast_pattern(self.shared_axes, input.ndim))
 
 
 class ExpressionLayer(Layer):

@@ -141,3 +141,20 @@ def test_batch_norm_layer_statistics_and_running_averages(rng):
     np.testing.assert_allclose(test(x), (x - stored_mean) * stored_inv_std, rtol=1e-4,
                                atol=1e-4)
     assert [p.name for p in layer.get_params(trainable=True)] == ["beta", "gamma"]
+
+
+def test_bias_and_scale_layers_share_over_all_but_channels(rng):
+    from fcn8_lasagne.layers import BiasLayer, ScaleLayer
+
+    x_var = pt.tensor4("x")
+    bias = BiasLayer(InputLayer((None, 3, None, None), x_var), b=init.Normal(1.0))
+    scale = ScaleLayer(bias, scales=init.Normal(1.0))
+    assert bias.b.get_value().shape == (3,) and scale.scales.get_value().shape == (3,)
+    x = rng.standard_normal((2, 3, 4, 5)).astype("float32")
+    expected = (x + bias.b.get_value()[None, :, None, None]) \
+        * scale.scales.get_value()[None, :, None, None]
+    np.testing.assert_allclose(_compile(scale, x_var)(x), expected, rtol=1e-6)
+    per_pixel = BiasLayer(InputLayer((None, 3, 4, 5)), shared_axes=(0, 1))
+    assert per_pixel.b.get_value().shape == (4, 5)
+    with pytest.raises(ValueError, match="ScaleLayer needs specified input sizes"):
+        ScaleLayer(InputLayer((None, None, 4, 5)))
