@@ -641,8 +641,9 @@ def machine_description():
         description["blas"] = blas_info()
     except (ImportError, AttributeError):
         pass
-    description["thread_variables"] = {name: os.environ[name] for name in (
-        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if name in os.environ}
+    description["environment"] = {name: os.environ[name] for name in (
+        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE")
+        if name in os.environ}
     return description
 
 
@@ -782,6 +783,8 @@ def main(argv=None):
     print(f"# FCN-8 benchmark, device {options.device}, {machine['date']}")
     print(f"# {machine.get('cpu', '?')}, {machine['cores']} cores, {machine['memory_gb']} GB; "
           f"versions {machine['versions']}; memory limit {options.max_memory_gb:.1f} GB")
+    print(f"# our BLAS {machine.get('blas')}; environment {machine['environment']}; "
+          f"timing {options.timing}")
     cases = build_cases(options)
     by_case, measured = {case: [] for case in cases}, {}
     for round_index in range(options.rounds):
