@@ -10,8 +10,9 @@ Usage::
 Cases are ``forward`` (the deterministic forward pass to the tutorial's
 ``probs_dimshuffle``) and ``train`` (one training step: the tutorial's clipped, void-masked
 cross-entropy with dropout on, its gradient and an Adam update of all 42 parameters), for each
-batch size and image size asked for. Each side of each case runs in a subprocess of its own,
-so that its memory peak is clean and one side's buffers never count against the other:
+batch size and image size asked for. Each side of each case runs in a subprocess of its own
+for compile time, memory and the check, so that its memory peak is clean and one side's
+buffers never count against the other:
 
 * **ours**: ``fcn8_lasagne.models.buildFCN8`` compiled with
   ``fcn8_lasagne.compile.function(device=...)`` (``--device cpu``: the C backend;
@@ -25,10 +26,17 @@ results are compared: the forward probabilities (max absolute difference), and f
 the deterministic loss at the initial weights (the timed steps use dropout, whose masks
 differ between the libraries).
 
-Reported per case and side: the median of the timed calls (after one warm-up call),
-compile time (``function()`` plus the first call's excess over the median; for PyTorch only
-that excess), the peak resident memory after the model is built and loaded (``VmHWM`` reset
-at that point, so initialisation temporaries do not count) and on a GPU the device's peak.
+The timings come from a third subprocess that holds both sides and times their calls taking
+turns (``--timing paired``, the default on the CPU): on a shared machine the load drifts over
+minutes, pairs of calls see the same load, and the reported ratio is the median of the
+per-pair ratios. On a GPU, or when both sides would not fit in memory together, each side is
+timed in its own process (``--timing separate``).
+
+Reported per case and side: the median of the timed calls (after one warm-up call) and the
+ratio of the fastest calls, compile time (``function()`` plus the first call's excess over the
+median; for PyTorch only that excess), the peak resident memory after the model is built and
+loaded (``VmHWM`` reset at that point, so initialisation temporaries do not count) and on a
+GPU the device's peak.
 Cases whose predicted peak exceeds ``--max-memory-gb`` are skipped, with the prediction shown:
 predictions scale the working memory measured at a smaller batch of the same case, or use a
 rough count of activation bytes when nothing smaller was measured.
@@ -38,7 +46,7 @@ Last, one tutorial epoch is estimated from the measured steps — 547 training c
 epoch the tutorial reports on a Titan X.
 
 The machine may be shared: the medians move with other load, so compare ratios from the
-same run and repeat a run before trusting a small difference.
+same run (``--rounds`` repeats the list) and repeat a run before trusting a small difference.
 """
 
 import argparse
@@ -452,7 +460,9 @@ def run_side(side, case, options, output_dir, repeat=None):
                "--repeat", str(repeat), "--budget", str(options.budget),
                "--n-classes", str(options.n_classes), "--seed", str(options.seed),
                "--precision", options.precision,
-               *(["--profile", os.path.abspath(options.profile)] if options.profile else []),
+               # the profiler only in ours' own process: it would slow the paired calls
+               *(["--profile", os.path.abspath(options.profile)]
+                 if options.profile and side == "ours" else []),
                "--output-dir", output_dir]
     start = time.perf_counter()
     try:
@@ -467,7 +477,7 @@ def run_side(side, case, options, output_dir, repeat=None):
             result["process_wall_s"] = wall
             return result
     tail = (finished.stderr or finished.stdout).strip().splitlines()[-5:]
-    return {"error": f"exit status {finished.returncode}: " + " | ".join(tail)}
+    return {"error": f"exit status {finished.returncode}: " + " / ".join(tail)}
 
 
 def build_cases(options):
@@ -493,7 +503,7 @@ def _parse_size(text):
     return (int(parts[0]), int(parts[-1]))
 
 
-def predict_peak(case, side, measured, options):
+def predict_peak(case, side, measured):
     """Predicted peak resident bytes of one side of ``case``, and how it was predicted."""
     same = [(other, result) for other, result in measured.items()
             if other[1] == side and other[0].mode == case.mode
@@ -529,7 +539,7 @@ def run_case(case, options, measured, order=("torch", "ours")):
     """Both sides of one case, in ``order``; a row of results for the table."""
     row = {"case": asdict(case), "label": case.label}
     limit = options.max_memory_gb * GIB
-    predictions = {side: predict_peak(case, side, measured, options)
+    predictions = {side: predict_peak(case, side, measured)
                    for side in ("ours", "torch")}
     row["predicted_peak_gb"] = {side: round(value / GIB, 2)
                                 for side, (value, _) in predictions.items()}
@@ -546,7 +556,8 @@ def run_case(case, options, measured, order=("torch", "ours")):
     with tempfile.TemporaryDirectory(prefix="bench_fcn8_") as output_dir:
         # alone: compile time, memory and the outputs to check (and, unpaired, the timings)
         for side in order:
-            result = run_side(side, case, options, output_dir, repeat=1 if paired else None)
+            alone_repeat = (3 if options.profile else 1) if paired else None
+            result = run_side(side, case, options, output_dir, repeat=alone_repeat)
             row[side] = result
             measured[(case, side)] = result
         ours, theirs = row["ours"], row["torch"]
@@ -676,7 +687,7 @@ def print_table(rows, device):
             failures = [f"{side}: {result.get('error') or result.get('unavailable')}"
                         for side, result in (("ours", ours), ("torch", theirs))
                         if "times" not in result]
-            check_cell = "; ".join(failures)
+            check_cell = "; ".join(failures).replace("|", "/")  # keep the Markdown table
         else:
             check_cell = f"{'ok' if check['agree'] else 'DIFFER'} {check['difference']:.1e}"
         cells = [row["label"], _seconds(ours.get("median_s")), _seconds(theirs.get("median_s")),
@@ -753,8 +764,9 @@ def parse_arguments(argv=None):
                         help="224x224 only: forward batch 1, train batch 2, 3 calls")
     parser.add_argument("--json", help="also write every measurement to this file")
     parser.add_argument("--profile", metavar="DIR",
-                        help="compile ours with pytensor's profiler and write each case's "
-                             "per-op summary to DIR (the C backend; adds a little overhead)")
+                        help="compile ours with pytensor's profiler in its own process (not "
+                             "in the paired timing) and write each case's per-op summary to "
+                             "DIR (the C backend)")
     # worker-only arguments
     parser.add_argument("--worker", choices=("ours", "torch", "paired"), help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
