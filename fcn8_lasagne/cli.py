@@ -18,6 +18,8 @@ __all__ = ["main", "build_parser"]
 
 MODELS = ("fcn8", "fcn16", "fcn32")
 DEVICES = ("cpu", "jax", "gpu")
+# kept in step with fcn8_lasagne.compile (not imported here so --help stays fast)
+PRECISIONS = ("bf16", "float32", "tf32")
 # kept in step with fcn8_lasagne.weights.convert (not imported here so --help stays fast)
 WEIGHT_FORMATS = ("lasagne-vgg16", "vgg16-pkl", "matconvnet", "mat", "torch", "pytorch",
                   "caffe", "caffemodel")
@@ -49,6 +51,9 @@ def _add_device(parser):
     parser.add_argument("--device", choices=DEVICES, default="cpu",
                         help="where compiled functions run (default cpu; 'gpu' needs "
                              "fcn8_lasagne[gpu])")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="product precision on --device jax/gpu: float32 (default, the "
+                             "tutorial's numerics), tf32 or bf16 (faster on recent GPUs)")
 
 
 def _add_dataset_options(parser):
@@ -323,6 +328,13 @@ def main(argv=None):
     """Entry point of the ``fcn8`` console script."""
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "precision", "float32") != "float32":
+            if args.device == "cpu":
+                raise ValueError(f"--precision {args.precision} needs --device jax or gpu; "
+                                 "the CPU backend computes in float32")
+            from .compile import set_matmul_precision
+
+            set_matmul_precision(args.precision)
         return _COMMANDS[args.command](args) or 0
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as error:
         print(f"fcn8 {args.command}: error: {error}", file=sys.stderr)

@@ -16,10 +16,21 @@ JAX compiles for static shapes. The ops of this package keep their own shapes st
 PyTensor's gradient and shape rewrites compute intermediate sizes by arithmetic that JAX
 traces. So on the JAX devices the graph is specialised to the shapes of each call's inputs
 (the inputs are wrapped in ``specify_shape``, which makes every inferred size a constant) and
-one compiled function is kept per distinct input shape — what ``jax.jit`` does anyway. Shared
-variables (parameters, optimiser state, random generators) are the same in every
-specialisation.
+one compiled function is kept per distinct input shape — what ``jax.jit`` does anyway. Parameters
+and optimiser state are the same shared variables in every specialisation and stay on the
+device between calls (PyTensor keeps JAX arrays in their storage; ``get_value`` copies one to
+the host). Random generators (dropout) are the exception: PyTensor's JAX backend gives each
+compiled function its own copy of a generator, which starts from the generator's state at
+compile time and then advances with every call.
+
+Precision: on recent GPUs JAX computes float32 products (convolutions, ``dot``) in
+TensorFloat-32 unless told otherwise. Functions compiled here use full float32 products by
+default, as the tutorial's Theano did; ``precision='tf32'`` or ``'bf16'`` (or
+:func:`set_matmul_precision` for every later function) trades accuracy for speed. The choice
+holds for the function's whole lifetime; the CPU backend always computes in float32.
 """
+
+import warnings
 
 import numpy as np
 import pytensor
@@ -29,11 +40,19 @@ from pytensor.graph.replace import clone_replace
 
 from .utils import collect_shared_vars
 
-__all__ = ["DEVICES", "function", "mode_for_device", "set_matmul_precision",
-           "ShapeSpecializedFunction"]
+__all__ = ["DEVICES", "PRECISIONS", "function", "get_matmul_precision", "mode_for_device",
+           "set_matmul_precision", "ShapeSpecializedFunction"]
 
 DEVICES = ("cpu", "jax", "gpu")
 _CPU_MODE = "CVM"
+#: Precision name → the value of JAX's ``default_matmul_precision`` that gives it.
+PRECISIONS = {"float32": "float32", "tf32": "tensorfloat32", "bf16": "bfloat16"}
+_default_precision = "float32"
+# Warnings JAX's tracing gives for PyTensor graphs, about nothing the user can change:
+# float32 sums declare a float64 accumulator (the C backend accumulates in float64, JAX
+# without x64 in float32) and shape vectors are int64 (int32 in JAX).
+_TRACE_WARNINGS = r"Explicitly requested dtype (float64|int64) requested in"
+_RNG_COPY_WARNING = r"The RandomType SharedVariables .* will not be used in the compiled JAX"
 
 
 def mode_for_device(device):
@@ -58,23 +77,33 @@ def mode_for_device(device):
     raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
 
 
+def _check_precision(precision):
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"unknown precision {precision!r}; expected one of {sorted(PRECISIONS)}")
+    return precision
+
+
 def set_matmul_precision(precision):
-    """Choose JAX's matmul/convolution precision on the GPU.
+    """Set the product precision of the JAX functions compiled from now on.
 
     Parameters
     ----------
-    precision : {None, 'float32', 'tf32', 'bf16'}
-        ``None``/``'float32'`` keeps full float32 (the default, and the tutorial's
-        numerics); ``'tf32'`` allows TensorFloat-32 on Ampere and later; ``'bf16'`` computes
-        products in bfloat16 with float32 accumulation.
+    precision : {'float32', 'tf32', 'bf16'} or None
+        ``'float32'`` (the default; ``None`` means the same) computes convolutions and
+        matrix products in full float32, the tutorial's numerics. ``'tf32'`` allows
+        TensorFloat-32 tensor cores (Ampere and later GPUs: inputs rounded to 10 mantissa
+        bits, float32 accumulation; JAX's own default on those GPUs); ``'bf16'`` rounds the
+        inputs of products to bfloat16, accumulating in float32. Functions already compiled
+        keep their precision; CPU (C backend) functions are always float32.
     """
-    import jax
+    global _default_precision
+    _default_precision = _check_precision("float32" if precision is None else precision)
 
-    values = {None: "highest", "float32": "highest", "tf32": "tensorfloat32",
-              "bf16": "bfloat16"}
-    if precision not in values:
-        raise ValueError(f"unknown precision {precision!r}; expected one of {list(values)}")
-    jax.config.update("jax_default_matmul_precision", values[precision])
+
+def get_matmul_precision():
+    """The precision that :func:`function` gives JAX functions by default."""
+    return _default_precision
 
 
 def _update_pairs(updates):
@@ -90,13 +119,18 @@ class ShapeSpecializedFunction:
     ----------
     inputs, outputs, updates, mode, **kwargs
         As for :func:`pytensor.function`.
+    precision : {'float32', 'tf32', 'bf16'}
+        The precision of products (see :func:`set_matmul_precision`); every call runs
+        under it, so that JAX's tracing and its cache of compiled code both see it.
     """
 
-    def __init__(self, inputs, outputs, updates=None, mode="JAX", **kwargs):
+    def __init__(self, inputs, outputs, updates=None, mode="JAX", precision="float32",
+                 **kwargs):
         self.inputs = list(inputs)
         self.outputs = outputs
         self.updates = _update_pairs(updates)
         self.mode = mode
+        self.precision = _check_precision(precision)
         self.kwargs = kwargs
         self._compiled = {}
 
@@ -119,19 +153,28 @@ class ShapeSpecializedFunction:
         new_outputs, new_values = cloned[:len(outputs)], cloned[len(outputs):]
         new_updates = [(variable, value) for (variable, _), value in zip(updates, new_values)]
         result = new_outputs[0] if single else (None if self.outputs is None else new_outputs)
-        return pytensor.function(self.inputs, result, updates=new_updates, mode=self.mode,
-                                 **self.kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_RNG_COPY_WARNING, category=UserWarning)
+            return pytensor.function(self.inputs, result, updates=new_updates, mode=self.mode,
+                                     **self.kwargs)
 
     def __call__(self, *args):
+        import jax
+
         shapes = tuple(np.shape(arg) if hasattr(var, "ndim") else None
                        for var, arg in zip(self.inputs, args))
         compiled = self._compiled.get(shapes)
-        if compiled is None:
+        with jax.default_matmul_precision(PRECISIONS[self.precision]):
+            if compiled is not None:
+                return compiled(*args)
             compiled = self._compiled[shapes] = self._specialize(shapes)
-        return compiled(*args)
+            with warnings.catch_warnings():  # the first call traces the graph
+                warnings.filterwarnings("ignore", message=_TRACE_WARNINGS, category=UserWarning)
+                return compiled(*args)
 
 
-def function(inputs, outputs=None, updates=None, device="cpu", mode=None, **kwargs):
+def function(inputs, outputs=None, updates=None, device="cpu", mode=None, precision=None,
+             **kwargs):
     """Compile ``outputs`` of ``inputs`` (and ``updates``) for ``device``.
 
     Parameters
@@ -144,6 +187,10 @@ def function(inputs, outputs=None, updates=None, device="cpu", mode=None, **kwar
     device : {'cpu', 'jax', 'gpu'}, default 'cpu'
     mode : str or pytensor Mode, optional
         Overrides the device's mode.
+    precision : {'float32', 'tf32', 'bf16'}, optional
+        Product precision of a JAX function (default :func:`get_matmul_precision`, which
+        is ``'float32'`` unless :func:`set_matmul_precision` changed it). The C backend
+        computes in float32 only.
     **kwargs
         Passed to :func:`pytensor.function`.
 
@@ -151,9 +198,20 @@ def function(inputs, outputs=None, updates=None, device="cpu", mode=None, **kwar
     -------
     pytensor.compile.function.types.Function or ShapeSpecializedFunction
         Called like the tutorial's Theano functions.
+
+    Raises
+    ------
+    ValueError
+        For an unknown device or precision, or a reduced precision on the C backend.
     """
     if mode is None:
         mode = mode_for_device(device)
     if mode == "JAX":
-        return ShapeSpecializedFunction(inputs, outputs, updates=updates, mode=mode, **kwargs)
+        precision = _default_precision if precision is None else precision
+        return ShapeSpecializedFunction(inputs, outputs, updates=updates, mode=mode,
+                                        precision=precision, **kwargs)
+    if precision not in (None, "float32"):
+        _check_precision(precision)
+        raise ValueError(f"precision={precision!r} needs a JAX device ('jax' or 'gpu'); "
+                         f"the C backend ({mode}) computes in float32")
     return pytensor.function(inputs, outputs, updates=updates, mode=mode, **kwargs)

@@ -112,3 +112,15 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     empty.mkdir()
     with pytest.raises(SystemExit, match="no images found"):
         main(["predict", str(bad), str(empty), "--out", str(tmp_path / "o")])
+
+
+def test_precision_flag_names_the_compile_precisions_and_needs_a_jax_device(tmp_path, capsys):
+    from fcn8_lasagne import cli, compile as compiling
+
+    assert sorted(cli.PRECISIONS) == sorted(compiling.PRECISIONS)
+    image = tmp_path / "frame.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    arguments = ["predict", str(tmp_path / "w.npz"), str(image), "--out", str(tmp_path / "o")]
+    assert main(arguments + ["--precision", "tf32"]) == 2
+    assert "--precision tf32 needs --device jax or gpu" in capsys.readouterr().err
+    assert compiling.get_matmul_precision() == "float32"

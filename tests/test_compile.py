@@ -1,0 +1,141 @@
+"""``fcn8_lasagne.compile.function``: devices, shape specialisation, state on the device,
+product precision and the errors for bad arguments (JAX on the CPU)."""
+
+import warnings
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+
+from fcn8_lasagne import compile as compiling
+from fcn8_lasagne.compile import function
+
+jax = pytest.importorskip("jax")
+
+
+def test_cpu_device_gives_a_c_backend_function():
+    x = pt.vector("x")
+    fn = function([x], 2 * x)
+    assert isinstance(fn, pytensor.compile.Function)
+    assert fn.maker.linker.c_thunks and fn.maker.linker.use_cloop  # the C VM
+    np.testing.assert_array_equal(fn(np.arange(3, dtype=pytensor.config.floatX)), [0, 2, 4])
+
+
+def test_unknown_device_and_precision_are_named():
+    x = pt.vector("x")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        function([x], x, device="tpu")
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        function([x], x, device="jax", precision="fp16")
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        compiling.set_matmul_precision("half")
+    with pytest.raises(ValueError, match="needs a JAX device"):
+        function([x], x, device="cpu", precision="tf32")
+
+
+def test_gpu_device_without_a_gpu_says_so():
+    if any(device.platform == "gpu" for device in jax.devices()):
+        pytest.skip("this machine has a GPU")
+    x = pt.vector("x")
+    with pytest.raises(RuntimeError, match="JAX sees no GPU"):
+        function([x], x, device="gpu")
+
+
+def test_one_compilation_per_input_shape():
+    x = pt.matrix("x")
+    fn = function([x], x.sum(axis=0) * x.shape[0], device="jax")
+    for rows in (2, 3, 2, 3, 2):
+        value = np.ones((rows, 4), dtype=pytensor.config.floatX)
+        np.testing.assert_allclose(fn(value), np.full(4, rows * rows))
+    assert sorted(shape for (shape,) in fn._compiled) == [(2, 4), (3, 4)]
+
+
+def test_updates_keep_parameters_on_the_device_and_match_the_c_backend():
+    floatX = pytensor.config.floatX
+    start = np.arange(6, dtype=floatX).reshape(2, 3)
+    results = {}
+    for device in ("cpu", "jax"):
+        weights = pytensor.shared(start.copy(), name="W")
+        steps = pytensor.shared(np.asarray(0, dtype=floatX), name="steps")
+        x = pt.matrix("x")
+        loss = ((x * weights) ** 2).sum()
+        updates = {weights: weights - 0.01 * pytensor.grad(loss, weights), steps: steps + 1}
+        fn = function([x], loss, updates=updates, device=device)
+        for _ in range(3):
+            fn(np.ones((2, 3), dtype=floatX))
+        if device == "jax":
+            # no host round trip: the storage holds JAX arrays between calls
+            assert isinstance(weights.container.storage[0], jax.Array)
+            assert isinstance(steps.container.storage[0], jax.Array)
+        results[device] = np.asarray(weights.get_value()), float(steps.get_value())
+    np.testing.assert_allclose(results["jax"][0], results["cpu"][0], rtol=1e-6)
+    assert results["jax"][1] == results["cpu"][1] == 3.0
+
+
+class _PrecisionProbe(Op):
+    """Identity whose JAX version records JAX's product precision when it is traced."""
+
+    seen = []
+
+    def make_node(self, x):
+        x = pt.as_tensor_variable(x)
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        outputs[0][0] = inputs[0]
+
+
+@pytest.fixture(scope="module")
+def precision_probe():
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    @jax_funcify.register(_PrecisionProbe)
+    def _probe_in_jax(op, **kwargs):
+        def probe(x):
+            _PrecisionProbe.seen.append(jax.config.jax_default_matmul_precision)
+            return x
+
+        return probe
+
+    return _PrecisionProbe()
+
+
+def test_products_are_float32_by_default_and_precision_is_per_function(precision_probe):
+    x = pt.vector("x")
+    _PrecisionProbe.seen.clear()
+    value = np.ones(3, dtype=pytensor.config.floatX)
+    function([x], precision_probe(x), device="jax")(value)
+    function([x], precision_probe(x), device="jax", precision="tf32")(value)
+    function([x], precision_probe(x), device="jax", precision="bf16")(value)
+    assert _PrecisionProbe.seen == ["float32", "tensorfloat32", "bfloat16"]
+
+
+def test_set_matmul_precision_changes_the_default_of_later_functions(precision_probe):
+    x = pt.vector("x")
+    value = np.ones(3, dtype=pytensor.config.floatX)
+    _PrecisionProbe.seen.clear()
+    try:
+        compiling.set_matmul_precision("tf32")
+        assert compiling.get_matmul_precision() == "tf32"
+        later = function([x], precision_probe(x), device="jax")
+    finally:
+        compiling.set_matmul_precision(None)
+    assert compiling.get_matmul_precision() == "float32"
+    later(value)
+    # a second shape is traced under the function's precision, not today's default
+    later(np.ones(4, dtype=pytensor.config.floatX))
+    assert _PrecisionProbe.seen == ["tensorfloat32", "tensorfloat32"]
+
+
+def test_jax_calls_give_no_dtype_truncation_warnings():
+    x, labels = pt.matrix("x"), pt.ivector("labels")
+    mean = x.sum() / x.size  # a float32 sum: PyTensor asks for a float64 accumulator
+    fn = function([x, labels], [mean, labels.shape[0] * 2], device="jax")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = fn(np.ones((2, 3), dtype=pytensor.config.floatX),
+                    np.zeros(5, dtype=np.int32))
+    assert float(result[0]) == 1.0 and int(result[1]) == 10
