@@ -32,6 +32,12 @@ minutes, pairs of calls see the same load, and the reported ratio is the median 
 per-pair ratios. On a GPU, or when both sides would not fit in memory together, each side is
 timed in its own process (``--timing separate``).
 
+``--timing in-process`` (the default with ``--device gpu``) runs every case in this one
+process, both sides taking turns: no process starts, imports or CUDA/XLA initialisations per
+case, which keeps a whole GPU table within minutes. Compile times and the check are measured
+as above; the memory reported is each side's device peak (PyTorch's is reset per case, JAX
+has no reset, so ours is the largest so far: put the cases in increasing size).
+
 Reported per case and side: the median of the timed calls (after one warm-up call) and the
 ratio of the fastest calls, compile time (``function()`` plus the first call's excess over the
 median; for PyTorch only that excess), the peak resident memory after the model is built and
@@ -418,20 +424,73 @@ def run_paired(case, options):
     sides = {side: PREPARE[side](case, options) for side in ("torch", "ours")}
     if sides["torch"] is None:
         return {"unavailable": "torch has no CUDA device"}
+    times = _alternate_calls(sides, options)
+    ratios = [ours / theirs for ours, theirs in zip(times["ours"], times["torch"])]
+    return {"ours_times": times["ours"], "torch_times": times["torch"], "pair_ratios": ratios}
+
+
+def run_case_in_process(case, options):
+    """Both sides of ``case`` in this process: compile, check and paired timings."""
+    row = {"case": asdict(case), "label": case.label, "timing": "in-process"}
+    sides = {}
+    for side in ("torch", "ours"):
+        try:
+            sides[side] = PREPARE[side](case, options)
+        except Exception as error:  # report the failure in the table and go on
+            sides[side] = None
+            row[side] = {"error": f"{type(error).__name__}: {error}"[:300]}
+        else:
+            if sides[side] is None:
+                row[side] = {"unavailable": "torch has no CUDA device"}
+    if all(sides.values()):
+        if case.mode == "forward":
+            ours, theirs = (sides[side].first for side in ("ours", "torch"))
+            difference = (float(np.abs(ours.astype(np.float64) - theirs).max())
+                          if ours.shape == theirs.shape else float("inf"))
+            row["check"] = {"difference": difference, "what": "max |probs difference|",
+                            "agree": bool(difference <= OUTPUT_TOLERANCE)}
+        else:
+            ours, theirs = (sides[side].result["check_loss"] for side in ("ours", "torch"))
+            difference = abs(ours - theirs) / abs(theirs)
+            row["check"] = {"difference": difference, "what": "relative loss difference",
+                            "agree": bool(difference <= LOSS_TOLERANCE)}
+        turns = _alternate_calls(sides, options)
+        for side in ("ours", "torch"):
+            result = sides[side].result
+            result["times"] = turns[side]
+            if case.mode == "train":
+                result["first_loss"] = sides[side].first
+            row[side] = _finish(result)
+        row["pair_ratios"] = [ours / theirs for ours, theirs in zip(turns["ours"],
+                                                                    turns["torch"])]
+        if options.device != "cpu":
+            row["ours"].update(_jax_device_memory())
+        if options.device == "gpu":
+            import torch
+
+            row["torch"]["device_peak_bytes"] = torch.cuda.max_memory_allocated()
+    del sides
+    gc.collect()
+    _add_ratios(row)
+    return row
+
+
+def _alternate_calls(sides, options):
+    """Times of the two sides' calls taking turns (the first side alternating too)."""
     times = {"ours": [], "torch": []}
     spent = 0.0
     for index in range(options.repeat):
         order = ("ours", "torch") if index % 2 == 0 else ("torch", "ours")
         for side in order:
-            time.sleep(PAIR_PAUSE_SECONDS)
+            if options.device == "cpu":
+                time.sleep(PAIR_PAUSE_SECONDS)
             start = time.perf_counter()
             sides[side].call()
             times[side].append(time.perf_counter() - start)
             spent += times[side][-1]
         if index + 1 >= 3 and spent > 2 * options.budget:
             break
-    ratios = [ours / theirs for ours, theirs in zip(times["ours"], times["torch"])]
-    return {"ours_times": times["ours"], "torch_times": times["torch"], "pair_ratios": ratios}
+    return times
 
 
 def worker_main(options):
@@ -589,7 +648,9 @@ def _add_ratios(row):
         else:
             row["time_ratio"] = ours["median_s"] / theirs["median_s"]
         row["min_ratio"] = min(ours["times"]) / min(theirs["times"])
-        row["peak_ratio"] = ours["peak_bytes"] / theirs["peak_bytes"]
+        key = "peak_bytes" if "peak_bytes" in ours else "device_peak_bytes"
+        if key in ours and key in theirs:
+            row["peak_ratio"] = ours[key] / theirs[key]
 
 
 def merge_rounds(rounds):
@@ -740,11 +801,12 @@ def parse_arguments(argv=None):
     parser.add_argument("--forward-batches", nargs="+", type=int, default=[1, 10])
     parser.add_argument("--train-batches", nargs="+", type=int, default=[1, 2, 10])
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per case (max)")
-    parser.add_argument("--timing", choices=("paired", "separate"), default=None,
+    parser.add_argument("--timing", choices=("paired", "separate", "in-process"),
+                        default=None,
                         help="paired (default on cpu/jax): both sides in one process taking "
-                             "turns call by call; separate (default on gpu): each side's own "
-                             "process. Compile time and memory always come from separate "
-                             "processes")
+                             "turns call by call, compile time and memory from one process "
+                             "per side; separate: each side's own process; in-process "
+                             "(default on gpu): every case in this process")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the whole case list this many times, alternating which "
                              "side goes first; timings are pooled (for a shared machine)")
@@ -780,7 +842,7 @@ def parse_arguments(argv=None):
         options.forward_sizes = options.train_sizes = None
         options.repeat = 3
     if options.timing is None:
-        options.timing = "separate" if options.device == "gpu" else "paired"
+        options.timing = "in-process" if options.device == "gpu" else "paired"
     if options.max_memory_gb is None:
         options.max_memory_gb = 0.8 * available_memory_bytes() / GIB
     return options
@@ -805,7 +867,10 @@ def main(argv=None):
         for case in cases:
             if by_case[case] and "skipped" in by_case[case][0]:
                 continue
-            row = run_case(case, options, measured, order)
+            if options.timing == "in-process":
+                row = run_case_in_process(case, options)
+            else:
+                row = run_case(case, options, measured, order)
             by_case[case].append(row)
             prefix = f"# round {round_index + 1}, " if options.rounds > 1 else "# "
             print(f"{prefix}{case.label}: {_summary(row)}", flush=True)
@@ -837,8 +902,9 @@ def _summary(row):
         parts.append(f"{side} " + (f"{result['median_s']:.3f} s" if "median_s" in result
                                    else str(result.get("error") or result.get("unavailable"))))
     if "time_ratio" in row:
+        peak = f"{row['peak_ratio']:.2f}" if "peak_ratio" in row else "-"
         parts.append(f"ratio {row['time_ratio']:.2f} ({row.get('timing')}), "
-                     f"ratio of minima {row['min_ratio']:.2f}, peak ratio {row['peak_ratio']:.2f}, "
+                     f"ratio of minima {row['min_ratio']:.2f}, peak ratio {peak}, "
                      f"check {row['check']['difference']:.1e}")
     return ", ".join(parts)
 
