@@ -18,8 +18,12 @@ traces. So on the JAX devices the graph is specialised to the shapes of each cal
 (the inputs are wrapped in ``specify_shape``, which makes every inferred size a constant) and
 one compiled function is kept per distinct input shape — what ``jax.jit`` does anyway. Parameters
 and optimiser state are the same shared variables in every specialisation and stay on the
-device between calls (PyTensor keeps JAX arrays in their storage; ``get_value`` copies one to
-the host). Random generators (dropout) are the exception: PyTensor's JAX backend gives each
+device between calls: before a call, a JAX function moves the host arrays of the shared
+variables it reads to the device once, and keeps the updated values there, so a step moves
+only its inputs and outputs. ``get_value()`` then gives a JAX array (``numpy.asarray`` of it
+copies it to the host; ``layers.get_all_param_values`` returns NumPy arrays), and a C-backend
+function compiled here brings such values back to the host before it runs, so the devices
+can take turns on the same network. Random generators (dropout) are the exception: PyTensor's JAX backend gives each
 compiled function its own copy of a generator, which starts from the generator's state at
 compile time and then advances with every call.
 
@@ -30,6 +34,7 @@ default, as the tutorial's Theano did; ``precision='tf32'`` or ``'bf16'`` (or
 holds for the function's whole lifetime; the CPU backend always computes in float32.
 """
 
+import sys
 import warnings
 
 import numpy as np
@@ -41,7 +46,7 @@ from pytensor.graph.replace import clone_replace
 from .utils import collect_shared_vars
 
 __all__ = ["DEVICES", "PRECISIONS", "function", "get_matmul_precision", "mode_for_device",
-           "set_matmul_precision", "ShapeSpecializedFunction"]
+           "set_matmul_precision", "HostFunction", "ShapeSpecializedFunction"]
 
 DEVICES = ("cpu", "jax", "gpu")
 _CPU_MODE = "CVM"
@@ -106,6 +111,42 @@ def get_matmul_precision():
     return _default_precision
 
 
+def _shared_storages(compiled):
+    """The storage cells of the shared variables a compiled function reads (and updates)."""
+    return [container.storage
+            for spec, container in zip(compiled.maker.inputs, compiled.input_storage)
+            if spec.shared]
+
+
+class HostFunction:
+    """A C-backend function that first brings device-resident shared values to the host.
+
+    Behaves as the wrapped :class:`pytensor.compile.Function` (its attributes, ``maker``,
+    ``profile``, … are the wrapped function's). Before each call, any shared variable it
+    reads whose value a JAX function left on the device is copied back to a NumPy array;
+    without JAX functions this is one dictionary look-up per call.
+
+    Parameters
+    ----------
+    compiled : pytensor.compile.Function
+    """
+
+    def __init__(self, compiled):
+        self.function = compiled
+        self._storages = _shared_storages(compiled)
+
+    def __call__(self, *args, **kwargs):
+        jax = sys.modules.get("jax")
+        if jax is not None:
+            for cell in self._storages:
+                if isinstance(cell[0], jax.Array):
+                    cell[0] = np.array(cell[0])
+        return self.function(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.function, name)
+
+
 def _update_pairs(updates):
     if updates is None:
         return []
@@ -133,6 +174,7 @@ class ShapeSpecializedFunction:
         self.precision = _check_precision(precision)
         self.kwargs = kwargs
         self._compiled = {}
+        self._storages = {}
 
     def _specialize(self, shapes):
         single = isinstance(self.outputs, Variable)
@@ -164,10 +206,17 @@ class ShapeSpecializedFunction:
         shapes = tuple(np.shape(arg) if hasattr(var, "ndim") else None
                        for var, arg in zip(self.inputs, args))
         compiled = self._compiled.get(shapes)
-        with jax.default_matmul_precision(PRECISIONS[self.precision]):
-            if compiled is not None:
-                return compiled(*args)
+        first_call = compiled is None
+        if first_call:
             compiled = self._compiled[shapes] = self._specialize(shapes)
+            self._storages[shapes] = _shared_storages(compiled)
+        # host values (new, or set with set_value) go to the device once and stay there
+        for cell in self._storages[shapes]:
+            if isinstance(cell[0], np.ndarray):
+                cell[0] = jax.device_put(cell[0])
+        with jax.default_matmul_precision(PRECISIONS[self.precision]):
+            if not first_call:
+                return compiled(*args)
             with warnings.catch_warnings():  # the first call traces the graph
                 warnings.filterwarnings("ignore", message=_TRACE_WARNINGS, category=UserWarning)
                 return compiled(*args)
@@ -196,8 +245,9 @@ def function(inputs, outputs=None, updates=None, device="cpu", mode=None, precis
 
     Returns
     -------
-    pytensor.compile.function.types.Function or ShapeSpecializedFunction
-        Called like the tutorial's Theano functions.
+    HostFunction or ShapeSpecializedFunction
+        Called like the tutorial's Theano functions: a :class:`HostFunction` wrapping
+        PyTensor's function on the CPU, a :class:`ShapeSpecializedFunction` on JAX.
 
     Raises
     ------
@@ -214,4 +264,5 @@ def function(inputs, outputs=None, updates=None, device="cpu", mode=None, precis
         _check_precision(precision)
         raise ValueError(f"precision={precision!r} needs a JAX device ('jax' or 'gpu'); "
                          f"the C backend ({mode}) computes in float32")
-    return pytensor.function(inputs, outputs, updates=updates, mode=mode, **kwargs)
+    return HostFunction(pytensor.function(inputs, outputs, updates=updates, mode=mode,
+                                          **kwargs))

@@ -19,7 +19,8 @@ jax = pytest.importorskip("jax")
 def test_cpu_device_gives_a_c_backend_function():
     x = pt.vector("x")
     fn = function([x], 2 * x)
-    assert isinstance(fn, pytensor.compile.Function)
+    assert isinstance(fn, compiling.HostFunction)
+    assert isinstance(fn.function, pytensor.compile.Function)
     assert fn.maker.linker.c_thunks and fn.maker.linker.use_cloop  # the C VM
     np.testing.assert_array_equal(fn(np.arange(3, dtype=pytensor.config.floatX)), [0, 2, 4])
 
@@ -73,6 +74,44 @@ def test_updates_keep_parameters_on_the_device_and_match_the_c_backend():
         results[device] = np.asarray(weights.get_value()), float(steps.get_value())
     np.testing.assert_allclose(results["jax"][0], results["cpu"][0], rtol=1e-6)
     assert results["jax"][1] == results["cpu"][1] == 3.0
+
+
+def test_read_only_parameters_move_to_the_device_once_and_back_for_the_c_backend():
+    from fcn8_lasagne.layers import DenseLayer, InputLayer, get_all_param_values, get_output
+
+    floatX = pytensor.config.floatX
+    x = pt.matrix("x")
+    dense = DenseLayer(InputLayer((None, 3), x), num_units=2, nonlinearity=None)
+    output = get_output(dense)
+    jax_forward = function([x], output, device="jax")
+    cpu_forward = function([x], output, device="cpu")
+    value = np.arange(6, dtype=floatX).reshape(2, 3)
+    expected = cpu_forward(value)
+    for _ in range(2):
+        np.testing.assert_allclose(np.asarray(jax_forward(value)), expected, rtol=1e-6)
+        # the weights stay on the device between calls: no host-to-device copy per call
+        stored = dense.W.container.storage[0]
+        assert isinstance(stored, jax.Array)
+    assert jax_forward(value) is not None and dense.W.container.storage[0] is stored
+    values = get_all_param_values(dense)
+    assert all(type(v) is np.ndarray and v.flags.writeable for v in values)
+    # the C backend runs on the same variables afterwards, and a new host value is used
+    np.testing.assert_allclose(cpu_forward(value), expected, rtol=1e-6)
+    assert type(dense.W.container.storage[0]) is np.ndarray
+    dense.b.set_value(np.ones(2, dtype=floatX))
+    np.testing.assert_allclose(np.asarray(jax_forward(value)), expected + 1, rtol=1e-6)
+
+
+def test_c_backend_runs_after_a_jax_training_step():
+    floatX = pytensor.config.floatX
+    weights = pytensor.shared(np.ones(3, dtype=floatX), name="W")
+    x = pt.vector("x")
+    step = function([x], [], updates={weights: weights * x}, device="jax")
+    read = function([x], (weights * x).sum(), device="cpu")
+    step(np.full(3, 2, dtype=floatX))
+    assert float(read(np.ones(3, dtype=floatX))) == 6.0
+    step(np.full(3, 2, dtype=floatX))
+    assert float(read(np.ones(3, dtype=floatX))) == 12.0
 
 
 class _PrecisionProbe(Op):

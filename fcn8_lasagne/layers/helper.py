@@ -204,8 +204,12 @@ def count_params(layer, **tags):
 
 
 def get_all_param_values(layer, **tags):
-    """Values (NumPy arrays) of :func:`get_all_params`, in order."""
-    return [p.get_value() for p in get_all_params(layer, **tags)]
+    """Values (NumPy arrays) of :func:`get_all_params`, in order.
+
+    Copies, as Lasagne's: also of values that a JAX function keeps on its device (see
+    :mod:`fcn8_lasagne.compile`), which come back to the host as NumPy arrays.
+    """
+    return [np.array(p.get_value(borrow=True)) for p in get_all_params(layer, **tags)]
 
 
 def _describe_param(owner, param):
