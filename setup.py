@@ -29,6 +29,7 @@ setup(
     extras_require={
         "jax": ["jax>=0.4.30", "jaxlib>=0.4.30"],
         "gpu": ["jax[cuda12]>=0.4.30"],
+        "gpu-cuda13": ["jax[cuda13]>=0.7"],
         "torch": ["torch>=2.0"],
         "caffe": ["protobuf>=4.21"],
         "test": [

@@ -16,22 +16,26 @@ JAX compiles for static shapes. The ops of this package keep their own shapes st
 PyTensor's gradient and shape rewrites compute intermediate sizes by arithmetic that JAX
 traces. So on the JAX devices the graph is specialised to the shapes of each call's inputs
 (the inputs are wrapped in ``specify_shape``, which makes every inferred size a constant) and
-one compiled function is kept per distinct input shape — what ``jax.jit`` does anyway. Parameters
-and optimiser state are the same shared variables in every specialisation and stay on the
-device between calls: before a call, a JAX function moves the host arrays of the shared
-variables it reads to the device once, and keeps the updated values there, so a step moves
-only its inputs and outputs. ``get_value()`` then gives a JAX array (``numpy.asarray`` of it
+one compiled function is kept per distinct input shape — what ``jax.jit`` does anyway.
+
+Parameters and optimiser state are the same shared variables in every specialisation and
+stay on the device between calls: before a call, a JAX function moves the host arrays of the
+shared variables it reads to the device once, and keeps the updated values there, so a step
+moves only its inputs and outputs. ``get_value()`` then gives a JAX array (``numpy.asarray``
 copies it to the host; ``layers.get_all_param_values`` returns NumPy arrays), and a C-backend
 function compiled here brings such values back to the host before it runs, so the devices
-can take turns on the same network. Random generators (dropout) are the exception: PyTensor's JAX backend gives each
-compiled function its own copy of a generator, which starts from the generator's state at
-compile time and then advances with every call.
+can take turns on the same network. Random generators (dropout) are the exception:
+PyTensor's JAX backend gives each compiled function its own copy of a generator, which
+starts from the generator's state at compile time and then advances with every call.
 
 Precision: on recent GPUs JAX computes float32 products (convolutions, ``dot``) in
 TensorFloat-32 unless told otherwise. Functions compiled here use full float32 products by
 default, as the tutorial's Theano did; ``precision='tf32'`` or ``'bf16'`` (or
 :func:`set_matmul_precision` for every later function) trades accuracy for speed. The choice
 holds for the function's whole lifetime; the CPU backend always computes in float32.
+Sums of float32 values (the loss and metrics over all pixels) accumulate in float32 under
+JAX without ``jax_enable_x64``, where the C backend, like Theano, accumulates them in
+float64; see ``docs/faithfulness.md``.
 """
 
 import sys
