@@ -211,6 +211,12 @@ def _train(args):
     config = _train_config(args)
     if config.dataset != "synthetic" and config.data_dir is None:
         raise SystemExit(f"fcn8 train: -dataset {config.dataset} needs --data-dir")
+    if config.device == "cpu":
+        from .ops._gemm import coretype_advice
+
+        advice = coretype_advice()
+        if advice:
+            print(f"fcn8 train: note: {advice}", file=sys.stderr)
     try:
         result = train(config, log=lambda line: print(line, flush=True),
                        progress=not args.no_progress)

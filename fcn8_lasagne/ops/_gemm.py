@@ -14,7 +14,7 @@ work differently.
 
 OpenBLAS picks its kernels for the CPU unless ``OPENBLAS_CORETYPE`` forces a choice; on an
 AVX-512 machine forcing ``Haswell`` (AVX2) halves the GEMM throughput. :func:`blas_info`
-reports the kernels in use.
+reports the kernels in use and :func:`coretype_advice` says when such a setting slows us.
 """
 
 import atexit
@@ -27,7 +27,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["gemm", "blas_info", "parallel_for", "worker_count"]
+__all__ = ["gemm", "blas_info", "coretype_advice", "parallel_for", "worker_count"]
 
 
 def _capsule_address(capsule):
@@ -223,6 +223,41 @@ def blas_info():
     """
     core = None if _BLAS_LIBRARY is None else _openblas_core_name(_BLAS_LIBRARY)
     return {"direct": bool(_GEMM), "core": core, "workers": _WORKERS}
+
+
+#: OpenBLAS core types whose kernels use AVX-512.
+_AVX512_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+
+
+def _cpu_has_avx512(cpuinfo="/proc/cpuinfo"):
+    try:
+        with open(cpuinfo) as stream:
+            for line in stream:
+                if line.startswith("flags"):
+                    return "avx512f" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def coretype_advice(cpuinfo="/proc/cpuinfo"):
+    """A note when ``OPENBLAS_CORETYPE`` forces slower kernels than the CPU has, else None.
+
+    Parameters
+    ----------
+    cpuinfo : str
+        Where to read the CPU flags (Linux's ``/proc/cpuinfo``; elsewhere no note).
+
+    Returns
+    -------
+    str or None
+    """
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if not forced or forced.lower() in _AVX512_CORES or not _cpu_has_avx512(cpuinfo):
+        return None
+    return (f"OPENBLAS_CORETYPE={forced} makes OpenBLAS use older kernels than this CPU's "
+            "AVX-512 ones, which halves the speed of the CPU convolutions; unset it (or set "
+            "SkylakeX) for speed")
 
 
 def _leading_dimension(matrix):

@@ -447,3 +447,19 @@ def test_backends_register_lazily():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_coretype_advice_names_a_forced_pre_avx512_core(tmp_path, monkeypatch):
+    from fcn8_lasagne.ops._gemm import coretype_advice
+
+    avx512, avx2 = tmp_path / "avx512", tmp_path / "avx2"
+    avx512.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n")
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert "OPENBLAS_CORETYPE=Haswell" in coretype_advice(str(avx512))
+    assert coretype_advice(str(avx2)) is None
+    assert coretype_advice(str(tmp_path / "missing")) is None
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "SkylakeX")
+    assert coretype_advice(str(avx512)) is None
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert coretype_advice(str(avx512)) is None
