@@ -32,7 +32,8 @@ Momentum can be added to any of them, and norms can be constrained:
 Optimiser state
 ---------------
 Stateful methods keep their state in new shared variables (zeros of the
-parameter's shape, dtype and broadcast pattern), created in a fixed order and
+parameter's shape, dtype and static shape, i.e. of its type, so that the
+compiled update can write parameter and state in place), created in a fixed order and
 named after their parameter, e.g. ``conv1_1.W_adam_m``, ``conv1_1.W_adam_v``
 and ``adam_t``. Every key of the returned dictionary that is not a parameter
 is such a state variable. :func:`get_update_state` lists them in dictionary
@@ -139,7 +140,11 @@ def _hyperparameter(value, dtype):
 
 
 def _state_variable(param, suffix):
-    """A shared zero tensor shaped like `param`, named ``<param name>_<suffix>``."""
+    """A shared zero tensor of `param`'s type, named ``<param name>_<suffix>``.
+
+    The same static shape as `param` (``param.type.shape``) lets PyTensor write the
+    state's update in place, as it does the parameter's when the gradient's type matches.
+    """
     value = param.get_value(borrow=True)
     name = "%s_%s" % (param.name, suffix) if param.name else suffix
     return pytensor.shared(np.zeros(value.shape, dtype=value.dtype),

@@ -308,6 +308,36 @@ def test_state_keeps_the_broadcast_pattern_of_its_param():
                                 [unnamed])[0].name == "adagrad_accu"
 
 
+def test_adam_updates_conv_params_and_state_in_place():
+    """The compiled step writes each parameter and moment into its own buffer.
+
+    PyTensor updates a shared variable in place only when the update expression's type is
+    the variable's: parameters and their state have static shapes, like the convolution's
+    weight gradient. Otherwise the fused Adam node overwrites the gradient (also a
+    destroy_map) and every step allocates new arrays.
+    """
+    from fcn8_lasagne import layers
+
+    x = pt.tensor4("x")
+    conv = layers.Conv2DLayer(layers.InputLayer((2, 3, 6, 6), input_var=x), 4, 3, name="c")
+    params = layers.get_all_params(conv, trainable=True)
+    updates = upd.adam(layers.get_output(conv).mean(), params)
+    fn = pytensor.function([x], [], updates=updates, mode="CVM")
+    state = upd.get_update_state(updates, params)
+    assert [variable.name for variable in state] == [
+        "c.W_adam_m", "c.W_adam_v", "c.b_adam_m", "c.b_adam_v", "adam_t"]
+    W, b = params
+    assert W.type.shape == (4, 3, 3, 3) and b.type.shape == (4,)
+    assert [variable.type for variable in state[:4]] == [W.type, W.type, b.type, b.type]
+    fgraph = fn.maker.fgraph
+    updated = {fgraph.inputs[i]: fgraph.outputs[o] for o, i in fgraph.update_mapping.items()}
+    for variable in [W, b] + state[:4]:
+        output = updated[variable]
+        node = output.owner
+        destroyed = node.op.destroy_map.get(node.outputs.index(output), [])
+        assert [node.inputs[i] for i in destroyed] == [variable], (variable, node)
+
+
 def test_optimiser_state_can_be_saved_and_restored():
     problem = Quadratic()
     updates = upd.adam(problem.loss, problem.params, learning_rate=0.05)

@@ -19,14 +19,25 @@ def create_param(spec, shape, name=None):
     ----------
     spec : pytensor shared variable or expression, numpy.ndarray, number or callable
         A callable (an initialiser from :mod:`fcn8_lasagne.init`) is called with ``shape``;
-        an array becomes a shared variable (dimensions of size 1 broadcastable, as in
-        Lasagne); a symbolic variable is used as it is.
+        an array becomes a shared variable; a symbolic variable is used as it is.
     shape : tuple of int
     name : str, optional
 
     Returns
     -------
     pytensor Variable
+
+    Notes
+    -----
+    A shared variable created here from an array (or from what an initialiser returns) has
+    a fully static shape, ``pytensor.shared(value, shape=value.shape)``: its dimensions of
+    size 1 are broadcastable, as in Lasagne, and the others are fixed too. Gradients of
+    this package's convolutions have static shapes, and PyTensor updates a variable in
+    place (``W - lr * g`` written into ``W``'s buffer, likewise Adam's moments, which take
+    their parameter's type) only when the update's type is the variable's own. The
+    difference from Lasagne: ``set_value`` with an array of another shape raises
+    ``TypeError``; values of the same shape are set as before. See
+    ``docs/faithfulness.md``.
     """
     shape = tuple(shape)
     if any(d <= 0 for d in shape):
@@ -45,8 +56,7 @@ def create_param(spec, shape, name=None):
     if isinstance(spec, np.ndarray):
         if spec.shape != shape:
             raise ValueError(f"{err_prefix}an array of shape {spec.shape!r}, expected {shape!r}")
-        static_shape = tuple(1 if s == 1 else None for s in shape)
-        spec = pytensor.shared(spec, name=name, shape=static_shape)
+        spec = pytensor.shared(spec, name=name, shape=spec.shape)
     if isinstance(spec, Variable):
         if spec.ndim != len(shape):
             raise ValueError(

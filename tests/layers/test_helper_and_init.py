@@ -116,3 +116,13 @@ def test_create_param_errors_and_broadcastable_size_one():
     assert layer.b.type.shape == (1,)
     symbolic = pt.matrix("W")
     assert DenseLayer(InputLayer((None, 4)), 3, W=symbolic).W is symbolic
+
+
+def test_created_params_have_a_static_shape():
+    layer = Conv2DLayer(InputLayer((None, 2, 5, 5)), 4, 3)
+    assert layer.W.type.shape == (4, 2, 3, 3) and layer.b.type.shape == (4,)
+    value = np.arange(4 * 2 * 3 * 3, dtype=layer.W.dtype).reshape(4, 2, 3, 3)
+    layer.W.set_value(value)
+    np.testing.assert_array_equal(layer.W.get_value(), value)
+    with pytest.raises(TypeError, match="not compatible"):
+        layer.W.set_value(np.zeros((4, 2, 1, 1), dtype=layer.W.dtype))
