@@ -697,7 +697,9 @@ def get_update_state_values(updates, params):
     list of numpy.ndarray
         The values of :func:`get_update_state`, in its order.
     """
-    return [variable.get_value() for variable in get_update_state(updates, params)]
+    # np.array: copies, and brings values a JAX function keeps on its device to the host
+    return [np.array(variable.get_value(borrow=True))
+            for variable in get_update_state(updates, params)]
 
 
 def set_update_state_values(updates, params, values):

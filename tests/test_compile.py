@@ -178,3 +178,18 @@ def test_jax_calls_give_no_dtype_truncation_warnings():
         result = fn(np.ones((2, 3), dtype=pytensor.config.floatX),
                     np.zeros(5, dtype=np.int32))
     assert float(result[0]) == 1.0 and int(result[1]) == 10
+
+
+def test_saved_state_after_a_jax_step_is_numpy():
+    from fcn8_lasagne.updates import adam, get_update_state_values
+
+    floatX = pytensor.config.floatX
+    weights = pytensor.shared(np.ones(3, dtype=floatX), name="W")
+    x = pt.vector("x")
+    loss = ((weights * x) ** 2).sum()
+    step_updates = adam(loss, [weights], learning_rate=0.1)
+    function([x], loss, updates=step_updates, device="jax")(np.ones(3, dtype=floatX))
+    values = get_update_state_values(step_updates, [weights])
+    assert len(values) == 3  # m, v and the step counter
+    assert all(type(value) is np.ndarray for value in values)
+    np.testing.assert_allclose(values[-1], 1.0)
