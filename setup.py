@@ -28,8 +28,9 @@ setup(
     ],
     extras_require={
         "jax": ["jax>=0.4.30", "jaxlib>=0.4.30"],
-        "gpu": ["jax[cuda12]>=0.4.30"],
-        "gpu-cuda13": ["jax[cuda13]>=0.7"],
+        # CUDA 13 (JAX's current default; the H100 runs in benchmarks/RESULTS.md), or 12
+        "gpu": ["jax[cuda13]>=0.8"],
+        "gpu-cuda12": ["jax[cuda12]>=0.4.30"],
         "torch": ["torch>=2.0"],
         "caffe": ["protobuf>=4.21"],
         "test": [
