@@ -251,25 +251,9 @@ def _windows_overlap(ws, stride):
 
 def _max_pool_grad(x, z, gz, ws, stride, pad):
     """Theano's ``MaxPoolGrad``: every element equal to its window's max gets the gradient."""
+    if _windows_tile(x.shape, z.shape, ws, stride, pad):
+        return _tiled_max_pool_grad(x, z, gz, ws)
     gx = np.zeros_like(x)
-    if stride[1] == ws[1] and pad[1] == 0 and z.shape[3] * ws[1] <= x.shape[3]:
-        # Windows tile the columns (FCN-8's case): repeat z and gz over the columns their
-        # windows cover and loop over row taps only, comparing whole contiguous rows.
-        covered = (Ellipsis, slice(None), slice(0, z.shape[3] * ws[1]))
-        z_cols, gz_cols = np.repeat(z, ws[1], axis=3), np.repeat(gz, ws[1], axis=3)
-        x, gx_covered = x[covered], gx[covered]
-        for row_tap in range(ws[0]):
-            rows = _tap_slices(x.shape[2], row_tap, stride[0], pad[0], z.shape[2])
-            if rows is None:
-                continue
-            image_rows = (Ellipsis, rows[0], slice(None))
-            output_rows = (Ellipsis, rows[1], slice(None))
-            is_max = x[image_rows] == z_cols[output_rows]
-            if stride[0] < ws[0]:
-                gx_covered[image_rows] += is_max * gz_cols[output_rows]
-            else:
-                np.multiply(is_max, gz_cols[output_rows], out=gx_covered[image_rows])
-        return gx
     overlap = _windows_overlap(ws, stride)
     for image_index, output_index in _tap_pairs(x.shape[2:], z.shape[2:], ws, stride, pad):
         is_max = x[image_index] == z[output_index]
@@ -277,6 +261,56 @@ def _max_pool_grad(x, z, gz, ws, stride, pad):
             gx[image_index] += is_max * gz[output_index]
         else:  # each image element belongs to one window at most
             np.multiply(is_max, gz[output_index], out=gx[image_index])
+    return gx
+
+
+#: Bytes of image that one task of a blocked pooling kernel covers (fits in L2 with its
+#: temporaries, and gives the pool threads many tasks on FCN-8's large layers).
+_BLOCK_BYTES = 1 << 20
+
+
+def _windows_tile(x_shape, z_shape, ws, stride, pad):
+    """Whether every window is a whole block of the image: stride = window, no padding, no
+    partial window at the border (``ignore_border=True``, or sizes that divide evenly)."""
+    return (tuple(stride) == tuple(ws) and tuple(pad) == (0, 0)
+            and z_shape[2] * ws[0] <= x_shape[2] and z_shape[3] * ws[1] <= x_shape[3])
+
+
+def _tiled_max_pool_grad(x, z, gz, ws):
+    """:func:`_max_pool_grad` when the windows tile the image (stride = window, no padding).
+
+    FCN-8's case: every image element lies in at most one window, so each of the
+    ``kh * kw`` taps compares a strided slice of the image with the maxima and writes its
+    share of the gradient, with no temporaries but one reused mask. Blocks of channels run
+    on the pool threads: the large temporaries of a whole-array version cost more in
+    first-touch page faults than the arithmetic, and the blocks stay in cache across taps.
+    """
+    from ._gemm import parallel_for  # the package's thread pool
+
+    batch, channels = x.shape[:2]
+    (kh, kw), (oh, ow) = ws, z.shape[2:]
+    gx = np.empty_like(x)
+    # image rows and columns that no window covers (ignore_border) get no gradient
+    gx[:, :, oh * kh:, :] = 0
+    gx[:, :, :oh * kh, ow * kw:] = 0
+    per_block = max(1, _BLOCK_BYTES // max(1, x[0, 0].nbytes))
+    tasks = [(b, start, min(start + per_block, channels))
+             for b in range(batch) for start in range(0, channels, per_block)]
+    taps = [(slice(row, oh * kh, kh), slice(col, ow * kw, kw))
+            for row in range(kh) for col in range(kw)]
+
+    def block(task, masks):
+        b, start, stop = task
+        planes = (slice(b, b + 1), slice(start, stop))
+        maxima, gradient = z[planes], gz[planes]
+        mask = masks.get(maxima.shape)
+        if mask is None:
+            mask = masks[maxima.shape] = np.empty(maxima.shape, dtype=bool)
+        for tap in taps:
+            np.equal(x[planes + tap], maxima, out=mask)
+            np.multiply(mask, gradient, out=gx[planes + tap])
+
+    parallel_for(tasks, block, make_state=dict, flops=4.0 * x.size)
     return gx
 
 

@@ -245,6 +245,10 @@ def test_jax_matches_cvm_on_unknown_shapes(rng):
 
 def test_jax_float64(rng):
     jax = pytest.importorskip("jax")
+    # PyTensor sets jax_enable_x64 from floatX when it first loads its JAX dispatch: load it
+    # before switching x64 on, whichever test ran first
+    import pytensor.link.jax.dispatch  # noqa: F401
+
     previous = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     try:
