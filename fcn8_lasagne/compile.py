@@ -128,7 +128,7 @@ class HostFunction:
     Behaves as the wrapped :class:`pytensor.compile.Function` (its attributes, ``maker``,
     ``profile``, … are the wrapped function's). Before each call, any shared variable it
     reads whose value a JAX function left on the device is copied back to a NumPy array;
-    without JAX functions this is one dictionary look-up per call.
+    until JAX is imported this costs one dictionary look-up per call.
 
     Parameters
     ----------
@@ -194,8 +194,7 @@ class ShapeSpecializedFunction:
         replace = {variable: pt.specify_shape(variable, shape)
                    for variable, shape in zip(self.inputs, shapes)
                    if shape is not None and variable.ndim == len(shape)}
-        cloned = clone_replace(outputs + [value for _, value in updates],
-                                        replace=replace)
+        cloned = clone_replace(outputs + [value for _, value in updates], replace=replace)
         new_outputs, new_values = cloned[:len(outputs)], cloned[len(outputs):]
         new_updates = [(variable, value) for (variable, _), value in zip(updates, new_values)]
         result = new_outputs[0] if single else (None if self.outputs is None else new_outputs)
