@@ -468,8 +468,8 @@ def run_paired(case, options):
     if sides["torch"] is None:
         return {"unavailable": "torch has no CUDA device"}
     times = _alternate_calls(sides, options)
-    ratios = [ours / theirs for ours, theirs in zip(times["ours"], times["torch"])]
-    return {"ours_times": times["ours"], "torch_times": times["torch"], "pair_ratios": ratios}
+    return {"ours_times": times["ours"], "torch_times": times["torch"],
+            "pair_ratios": _pair_ratios(times)}
 
 
 def run_case_in_process(case, options):
@@ -486,17 +486,9 @@ def run_case_in_process(case, options):
             if sides[side] is None:
                 row[side] = {"unavailable": "torch has no CUDA device"}
     if all(sides.values()):
-        if case.mode == "forward":
-            ours, theirs = (sides[side].first for side in ("ours", "torch"))
-            difference = (float(np.abs(ours.astype(np.float64) - theirs).max())
-                          if ours.shape == theirs.shape else float("inf"))
-            row["check"] = {"difference": difference, "what": "max |probs difference|",
-                            "agree": bool(difference <= _tolerance(case, options))}
-        else:
-            ours, theirs = (sides[side].result["check_loss"] for side in ("ours", "torch"))
-            difference = abs(ours - theirs) / abs(theirs)
-            row["check"] = {"difference": difference, "what": "relative loss difference",
-                            "agree": bool(difference <= _tolerance(case, options))}
+        row["check"] = check_first_results(
+            case, options, [sides[side].first for side in ("ours", "torch")],
+            [sides[side].result for side in ("ours", "torch")])
         turns = _alternate_calls(sides, options)
         for side in ("ours", "torch"):
             result = sides[side].result
@@ -504,8 +496,7 @@ def run_case_in_process(case, options):
             if case.mode == "train":
                 result["first_loss"] = sides[side].first
             row[side] = _finish(result)
-        row["pair_ratios"] = [ours / theirs for ours, theirs in zip(turns["ours"],
-                                                                    turns["torch"])]
+        row["pair_ratios"] = _pair_ratios(turns)
         if options.device != "cpu":
             row["ours"].update(_jax_device_memory(row["ours"]))
         if options.device == "gpu":
@@ -516,6 +507,11 @@ def run_case_in_process(case, options):
     gc.collect()
     _add_ratios(row)
     return row
+
+
+def _pair_ratios(times):
+    """Ours / torch for each pair of alternated calls."""
+    return [ours / theirs for ours, theirs in zip(times["ours"], times["torch"])]
 
 
 def _alternate_calls(sides, options):
@@ -631,17 +627,26 @@ def _tolerance(case, options):
     return OUTPUT_TOLERANCE if case.mode == "forward" else LOSS_TOLERANCE
 
 
-def compare_outputs(case, ours, theirs, output_dir):
-    """Max absolute difference of the forward outputs, or relative loss difference."""
+def check_first_results(case, options, outputs, results):
+    """Compare the two sides' first results: ``{'difference', 'what', 'agree'}``.
+
+    ``outputs`` are the (ours, torch) forward outputs (used in forward mode), ``results``
+    the sides' result dicts (their ``check_loss`` in training mode).
+    """
     if case.mode == "forward":
-        ours_output = np.load(os.path.join(output_dir, "ours.npy"))
-        torch_output = np.load(os.path.join(output_dir, "torch.npy"))
+        ours_output, torch_output = outputs
         if ours_output.shape != torch_output.shape:
-            return float("inf"), f"shapes {ours_output.shape} vs {torch_output.shape}"
-        difference = float(np.abs(ours_output.astype(np.float64) - torch_output).max())
-        return difference, "max |probs difference|"
-    difference = abs(ours["check_loss"] - theirs["check_loss"]) / abs(theirs["check_loss"])
-    return difference, "relative loss difference"
+            difference = float("inf")
+            what = f"shapes {ours_output.shape} vs {torch_output.shape}"
+        else:
+            difference = float(np.abs(ours_output.astype(np.float64) - torch_output).max())
+            what = "max |probs difference|"
+    else:
+        ours_loss, torch_loss = (result["check_loss"] for result in results)
+        difference = abs(ours_loss - torch_loss) / abs(torch_loss)
+        what = "relative loss difference"
+    return {"difference": difference, "what": what,
+            "agree": bool(difference <= _tolerance(case, options))}
 
 
 def run_case(case, options, measured, order=("torch", "ours")):
@@ -671,10 +676,9 @@ def run_case(case, options, measured, order=("torch", "ours")):
             measured[(case, side)] = result
         ours, theirs = row["ours"], row["torch"]
         if "times" in ours and "times" in theirs:
-            difference, what = compare_outputs(case, ours, theirs, output_dir)
-            tolerance = _tolerance(case, options)
-            row["check"] = {"difference": difference, "what": what,
-                            "agree": bool(difference <= tolerance)}
+            outputs = ([np.load(os.path.join(output_dir, f"{side}.npy"))
+                        for side in ("ours", "torch")] if case.mode == "forward" else None)
+            row["check"] = check_first_results(case, options, outputs, (ours, theirs))
             if paired:
                 turns = run_side("paired", case, options, output_dir)
                 if "pair_ratios" in turns:
