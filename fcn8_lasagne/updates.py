@@ -697,9 +697,7 @@ def get_update_state_values(updates, params):
     list of numpy.ndarray
         The values of :func:`get_update_state`, in its order.
     """
-    # np.array: copies, and brings values a JAX function keeps on its device to the host
-    return [np.array(variable.get_value(borrow=True))
-            for variable in get_update_state(updates, params)]
+    return [utils.host_value(variable) for variable in get_update_state(updates, params)]
 
 
 def set_update_state_values(updates, params, values):

@@ -35,6 +35,7 @@ __all__ = [
     "row_indices",
     "as_theano_expression",
     "collect_shared_vars",
+    "host_value",
 ]
 
 #: The types accepted as integers: Python ints and NumPy integer scalars.
@@ -223,6 +224,15 @@ def as_theano_expression(input):
             "Input of type %s is not a PyTensor expression and cannot be wrapped "
             "as a PyTensor constant (original exception: %s)" % (type(input), error)
         ) from error
+
+
+def host_value(variable):
+    """A NumPy copy of a shared variable's value.
+
+    Like ``variable.get_value()``, but also a NumPy array (not a JAX array) when a JAX
+    function keeps the value on its device (see :mod:`fcn8_lasagne.compile`).
+    """
+    return np.array(variable.get_value(borrow=True))
 
 
 def collect_shared_vars(expressions):

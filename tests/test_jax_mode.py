@@ -40,6 +40,7 @@ from fcn8_lasagne.compile import function
 from fcn8_lasagne.metrics import crossentropy_metric
 from fcn8_lasagne.models import buildFCN8
 from fcn8_lasagne.updates import adam
+from fcn8_lasagne.utils import host_value
 from tests import reference
 
 pytest.importorskip("jax")
@@ -204,10 +205,6 @@ def test_gradients_match_c_backend_at_two_sizes(fcn8, gradient_functions):
                 "largest value")
 
 
-def _host_copy(variable):
-    return np.array(variable.get_value(borrow=True))
-
-
 def test_adam_step_updates_parameters_like_c_backend(fcn8):
     """One training step with Lasagne's Adam moves all 42 parameters as the C backend does.
 
@@ -222,15 +219,15 @@ def test_adam_step_updates_parameters_like_c_backend(fcn8):
     # the state Adam keeps: two moments per parameter and the step counter, all zero at first
     state = [variable for variable in step_updates if variable not in set(fcn8["params"])]
     assert len(step_updates) == 3 * 42 + 1 and len(state) == 2 * 42 + 1
-    assert all(not _host_copy(variable).any() for variable in state)
+    assert all(not host_value(variable).any() for variable in state)
     inputs = [fcn8["input_var"], fcn8["target_var"]]
     image, labels = _image_and_labels(INPUT_SHAPES[0], 30)
-    initial = {param: _host_copy(param) for param in fcn8["params"]}
+    initial = {param: host_value(param) for param in fcn8["params"]}
 
     cpu_step = function(inputs, loss, updates=step_updates, device="cpu")
     cpu_loss = float(cpu_step(image, labels))
     del cpu_step
-    cpu_after = {variable: _host_copy(variable) for variable in step_updates}
+    cpu_after = {variable: host_value(variable) for variable in step_updates}
     for param, value in initial.items():
         param.set_value(value)
     for variable in state:
@@ -241,13 +238,13 @@ def test_adam_step_updates_parameters_like_c_backend(fcn8):
 
     np.testing.assert_allclose(jax_loss, cpu_loss, rtol=1e-5)
     for variable in state:
-        error = _relative_error(_host_copy(variable), cpu_after[variable])
+        error = _relative_error(host_value(variable), cpu_after[variable])
         assert error <= GRADIENT_TOLERANCE, f"{variable.name} after one step: {error:.2e}"
     # the parameters, through their steps: a zero bias after one step is nothing but its
     # step, and steps differ most where a gradient is as small as epsilon
     for param in fcn8["params"]:
         cpu_move = cpu_after[param].astype(np.float64) - initial[param]
-        jax_move = _host_copy(param).astype(np.float64) - initial[param]
+        jax_move = host_value(param).astype(np.float64) - initial[param]
         # Adam's first step moves each parameter by about learning_rate * sign(gradient)
         assert np.abs(cpu_move).max() > 0.5 * LEARNING_RATE, f"{param.name} did not move"
         step_error = np.abs(jax_move - cpu_move).max() / LEARNING_RATE

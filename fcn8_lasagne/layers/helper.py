@@ -13,7 +13,7 @@ from itertools import chain
 
 import numpy as np
 
-from ..utils import as_theano_expression, unique
+from ..utils import as_theano_expression, host_value, unique
 from .base import MergeLayer
 from .input import InputLayer
 
@@ -200,7 +200,7 @@ def param_owners(layer, **tags):
 
 def count_params(layer, **tags):
     """Total number of scalar parameters below ``layer`` (after tag filtering)."""
-    return sum(int(np.prod(p.get_value().shape)) for p in get_all_params(layer, **tags))
+    return sum(int(np.prod(p.get_value(borrow=True).shape)) for p in get_all_params(layer, **tags))
 
 
 def get_all_param_values(layer, **tags):
@@ -209,7 +209,7 @@ def get_all_param_values(layer, **tags):
     Copies, as Lasagne's: also of values that a JAX function keeps on its device (see
     :mod:`fcn8_lasagne.compile`), which come back to the host as NumPy arrays.
     """
-    return [np.array(p.get_value(borrow=True)) for p in get_all_params(layer, **tags)]
+    return [host_value(p) for p in get_all_params(layer, **tags)]
 
 
 def _describe_param(owner, param):
