@@ -9,6 +9,7 @@ All tensors are NCHW.
 from .shapes import conv_input_length, conv_output_length, normalize_pad, pool_output_length
 from .conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights
 from .pool import pool_2d
+from ._winograd import get_winograd, set_winograd
 
 __all__ = [
     "conv2d",
@@ -19,4 +20,6 @@ __all__ = [
     "conv_input_length",
     "pool_output_length",
     "normalize_pad",
+    "set_winograd",
+    "get_winograd",
 ]

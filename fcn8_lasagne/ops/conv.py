@@ -19,6 +19,10 @@ either a *reference tensor* whose shape supplies them (the forward input, the fi
 an integer vector ``[height, width]``. A reference keeps the size static for JAX, which
 needs output shapes at trace time, whatever the input size: one compiled function serves
 every input size.
+
+On the CPU the products run as BLAS GEMMs (:mod:`._conv_cpu`); stride-1 3x3 layers with
+many channels use Winograd's F(2x2, 3x3) there, whose float32 rounding error is about
+twice that of a direct sum (``set_winograd(False)`` turns it off; ``docs/faithfulness.md``).
 """
 
 import contextlib
