@@ -22,8 +22,8 @@ larger than the kernel). The patches are copied into a ``(C * kh * kw, B * Hout 
 matrix and a few large GEMMs read the weights once.
 
 *Winograd* (stride-1 3x3 kernels with many channels, :mod:`._winograd`). The shifted-view
-case of those layers, and of their input gradients, computed by Winograd's F(2x2, 3x3) in
-2.25 times fewer products; :func:`._winograd.worthwhile` decides, ``set_winograd(False)``
+case of those layers, their input and their weight gradients, computed by Winograd's
+F(2x2, 3x3) in 2.25 times fewer products; :func:`._winograd.worthwhile` decides, ``set_winograd(False)``
 turns it off. Float32 results then differ from the direct sum by about twice its rounding
 error (a documented difference from Theano's ``CorrMM``, ``docs/faithfulness.md``).
 
@@ -474,7 +474,12 @@ def conv2d_backward_weights(x, gy, kernel_hw, pad, stride, flip):
         _gemm_by_rows(_channels_first(gy), cols, grad, trans_b=True)
         return grad.reshape(filter_shape)
     if strategy == "shifted":
-        tap_grads = _shifted_view_weight_grad(_contiguous_images(x, pad), gy, kernel_h, kernel_w)
+        if _winograd.worthwhile(kernel_hw, channels, filters, batch, (out_h, out_w)):
+            padded = pad_images(x, pad[0], pad[1], *_winograd.padded_size(out_h, out_w))
+            tap_grads = _winograd.winograd_weight_grad(padded, gy)
+        else:
+            tap_grads = _shifted_view_weight_grad(_contiguous_images(x, pad), gy, kernel_h,
+                                                  kernel_w)
         grad = tap_grads.transpose(2, 3, 0, 1)
     else:
         taps = (-(-kernel_h // stride[0]), -(-kernel_w // stride[1]))

@@ -9,8 +9,9 @@ with the filter transform ``U = G g G^T`` (once per call), the input transform
 ``V = B^T d B`` of every tile, the sum over channels as 16 GEMMs (one per element of the
 4x4 transformed tile: ``(F, C) @ (C, tiles)``) and the output transform ``A^T M A``. The
 GEMMs do 16 multiply-adds per channel pair and 2x2 outputs where the direct correlation
-does 36, 2.25 times fewer; the transforms are additions and subtractions only, so they
-pay off when the channel counts are large next to the image (see :func:`worthwhile`).
+does 36, 2.25 times fewer. The kernel gradient is the same computation transposed
+(:func:`winograd_weight_grad`). The transforms are additions and subtractions only, so
+they pay off when the channel counts are large next to the image (see :func:`worthwhile`).
 
 The result differs from the direct sum by float rounding only: the transforms add and
 subtract up to 16 values (and ``G`` halves them), so the float32 error is about twice that
@@ -24,7 +25,7 @@ import numpy as np
 
 from ._gemm import gemm, parallel_for, worker_count
 
-__all__ = ["winograd_correlation", "padded_size", "worthwhile", "set_winograd",
+__all__ = ["winograd_correlation", "winograd_weight_grad", "padded_size", "worthwhile", "set_winograd",
            "get_winograd"]
 
 # Filter transform G (4x3); the input transform B^T and output transform A^T are written
@@ -105,36 +106,69 @@ def padded_size(out_h, out_w):
     return 2 * (-(-out_h // 2)) + 2, 2 * (-(-out_w // 2)) + 2
 
 
-def _filter_transform(tap_weights, flip):
-    """``U = G g G^T`` for every filter and channel: ``(4, 4, F, C)``, C-contiguous.
+def _apply_g(g, out, scratch):
+    """``out = G g`` along axis 0: ``g`` ``(3, ...)``, ``out`` ``(4, ...)`` (views allowed).
 
-    Written out as additions (``G`` keeps the two outer taps and halves the sum and the
-    difference of the three) and shared out to the workers by blocks of filters.
+    ``G`` keeps the outer taps and halves the sum and the difference of all three.
+    """
+    np.add(g[0], g[2], out=scratch)
+    np.add(scratch, g[1], out=out[1])
+    out[1] *= 0.5
+    np.subtract(scratch, g[1], out=out[2])
+    out[2] *= 0.5
+    out[0] = g[0]
+    out[3] = g[2]
+
+
+def _apply_g_transposed(m, out, scratch):
+    """``out = G^T m`` along axis 0: ``m`` ``(4, ...)``, ``out`` ``(3, ...)``."""
+    np.add(m[1], m[2], out=scratch)
+    scratch *= 0.5
+    np.add(m[0], scratch, out=out[0])
+    np.subtract(m[1], m[2], out=out[1])
+    out[1] *= 0.5
+    np.add(scratch, m[3], out=out[2])
+
+
+def _filter_spans(filters):
+    return _spans(filters, max(16, -(-filters // (2 * worker_count()))))
+
+
+def _filter_transform(tap_weights, flip):
+    """``U = G g G^T`` for every filter and channel: ``(16, F, C)``, C-contiguous.
+
+    Shared out to the workers by blocks of filters.
     """
     taps = tap_weights[::-1, ::-1] if flip else tap_weights
     filters, channels = tap_weights.shape[2:]
     transformed = np.empty((4, 4, filters, channels), dtype=tap_weights.dtype)
-    # G applied along axis 0 of (3, ...) weights, into the (4, ...) view out.
-    def apply_g(g, out, scratch):
-        np.add(g[0], g[2], out=scratch)
-        np.add(scratch, g[1], out=out[1])
-        out[1] *= 0.5
-        np.subtract(scratch, g[1], out=out[2])
-        out[2] *= 0.5
-        out[0] = g[0]
-        out[3] = g[2]
 
     def transform(span, _):
         f0, f1 = span
         rows = np.empty((4, 3, f1 - f0, channels), dtype=tap_weights.dtype)
-        apply_g(taps[:, :, f0:f1], rows, np.empty_like(rows[0]))
-        scratch = np.empty_like(rows[:, 0])
-        apply_g(rows.transpose(1, 0, 2, 3), transformed[:, :, f0:f1].transpose(1, 0, 2, 3),
-                scratch)
+        _apply_g(taps[:, :, f0:f1], rows, np.empty_like(rows[0]))
+        _apply_g(rows.transpose(1, 0, 2, 3), transformed[:, :, f0:f1].transpose(1, 0, 2, 3),
+                 np.empty_like(rows[:, 0]))
 
-    parallel_for(_spans(filters, max(16, -(-filters // (2 * worker_count())))), transform,
-                 flops=16.0 * filters * channels * 4)
+    parallel_for(_filter_spans(filters), transform, flops=64.0 * filters * channels)
     return transformed.reshape(16, filters, channels)
+
+
+def _kernel_transform(sums):
+    """``G^T M G`` of the ``(4, 4, F, C)`` transformed-domain sums: ``(3, 3, F, C)``."""
+    filters, channels = sums.shape[2:]
+    kernel = np.empty((3, 3, filters, channels), dtype=sums.dtype)
+
+    def transform(span, _):
+        f0, f1 = span
+        rows = np.empty((3, 4, f1 - f0, channels), dtype=sums.dtype)
+        _apply_g_transposed(sums[:, :, f0:f1], rows, np.empty_like(rows[0]))
+        _apply_g_transposed(rows.transpose(1, 0, 2, 3),
+                            kernel[:, :, f0:f1].transpose(1, 0, 2, 3),
+                            np.empty_like(rows[:, 0]))
+
+    parallel_for(_filter_spans(filters), transform, flops=64.0 * filters * channels)
+    return kernel
 
 
 def _transform_input(rows, tiles_w, half, transformed):
@@ -180,8 +214,54 @@ def _transform_output(products, partial, out):
         odd -= partial[a, 3]
 
 
+def _apply_a(first, second, out):
+    """``out = A [first, second]`` along a new axis 0: ``out`` ``(4, ...)``."""
+    out[0] = first
+    np.add(first, second, out=out[1])
+    np.subtract(first, second, out=out[2])
+    np.negative(second, out=out[3])
+
+
+def _transform_output_grad(blocks, half, out):
+    """``Z = A dY A^T`` of 2x2 blocks of an output gradient (transposing
+    :func:`_transform_output`).
+
+    ``blocks`` is ``(F, n, 2, tw, 2)``, ``half`` ``(4, F, n, tw, 2)`` holds ``A dY``,
+    ``out`` receives ``(4, 4, F, n, tw)``.
+    """
+    _apply_a(blocks[:, :, 0], blocks[:, :, 1], half)
+    for a in range(4):
+        _apply_a(half[a, ..., 0], half[a, ..., 1], out[a])
+
+
 def _spans(length, size):
     return [(start, min(length, start + size)) for start in range(0, length, size)]
+
+
+def _bands(batch, tiles_h, tiles_w, bytes_per_tile):
+    """``(image, (first, stop))`` bands of tile rows that the workers compute one by one.
+
+    At least :data:`_MIN_TILES` tiles (whole images if smaller), at most
+    :data:`_BLOCK_BYTES` of buffers, and enough bands for the workers where the images
+    allow.
+    """
+    balanced = -(-batch * tiles_h // (2 * worker_count()))
+    cached = _BLOCK_BYTES // (bytes_per_tile * tiles_w)
+    band = min(tiles_h, max(-(-_MIN_TILES // tiles_w), min(cached, balanced)))
+    return [(b, span) for b in range(batch) for span in _spans(tiles_h, band)]
+
+
+def _tile_counts(out_h, out_w):
+    need_h, need_w = padded_size(out_h, out_w)
+    return need_h // 2 - 1, need_w // 2 - 1
+
+
+def _check_images(name, images_hw, taps_hw, out_hw):
+    need = padded_size(*out_hw)
+    if tuple(taps_hw) != (3, 3) or images_hw[0] < need[0] or images_hw[1] < need[1]:
+        raise ValueError(
+            f"{name}: needs 3x3 taps and images of at least {need} for outputs of "
+            f"{tuple(out_hw)}, got taps {tuple(taps_hw)} and images {tuple(images_hw)}")
 
 
 def winograd_correlation(padded, tap_weights, out_h, out_w, flip):
@@ -203,28 +283,18 @@ def winograd_correlation(padded, tap_weights, out_h, out_w, flip):
     ndarray, (B, F, out_h, out_w)
         A view of a buffer of whole 2x2 blocks.
     """
-    batch, channels, padded_h, padded_w = padded.shape
+    batch, channels = padded.shape[:2]
     filters = tap_weights.shape[2]
-    need_h, need_w = padded_size(out_h, out_w)
-    if tap_weights.shape[:2] != (3, 3) or padded_h < need_h or padded_w < need_w:
-        raise ValueError(
-            f"winograd_correlation: needs 3x3 taps and images of at least {(need_h, need_w)} "
-            f"for outputs of {(out_h, out_w)}, got taps {tap_weights.shape[:2]} and images "
-            f"{(padded_h, padded_w)}")
-    tiles_h, tiles_w = need_h // 2 - 1, need_w // 2 - 1
+    _check_images("winograd_correlation", padded.shape[2:], tap_weights.shape[:2],
+                  (out_h, out_w))
+    tiles_h, tiles_w = _tile_counts(out_h, out_w)
     dtype = padded.dtype
     transformed_filters = _filter_transform(tap_weights, flip)
     out = np.empty((batch, filters, 2 * tiles_h, 2 * tiles_w), dtype=dtype)
     # Output pixel (2 i + a, 2 j + d) is element (i, a, j, d) of this view.
     blocks = out.reshape(batch, filters, tiles_h, 2, tiles_w, 2)
 
-    # Bands of tile rows: at least _MIN_TILES tiles (whole images if smaller), at most
-    # _BLOCK_BYTES of buffers, and enough bands for the workers where the images allow.
-    bytes_per_tile_row = 16 * (channels + filters) * tiles_w * dtype.itemsize
-    balanced = -(-batch * tiles_h // (2 * worker_count()))
-    band = max(-(-_MIN_TILES // tiles_w), min(_BLOCK_BYTES // bytes_per_tile_row, balanced))
-    band = min(band, tiles_h)
-    bands = [(b, span) for b in range(batch) for span in _spans(tiles_h, band)]
+    bands = _bands(batch, tiles_h, tiles_w, 16 * (channels + filters) * dtype.itemsize)
     # Too few bands to keep the workers busy (small images): also split the filters;
     # each piece then transforms its band of input again, a small cost next to its GEMMs.
     pieces = min(-(-2 * worker_count() // len(bands)), max(1, filters // _MIN_FILTERS))
@@ -255,3 +325,65 @@ def winograd_correlation(padded, tap_weights, out_h, out_w, flip):
     parallel_for(tasks, compute, dict,
                  flops=2.0 * 16 * batch * tiles_h * tiles_w * filters * channels)
     return out[:, :, :out_h, :out_w]
+
+
+def winograd_weight_grad(padded, output_grad):
+    """Kernel gradient of a stride-1 3x3 correlation of padded images, by F(2x2, 3x3).
+
+    The transpose of :func:`winograd_correlation`:
+    ``dg = G^T [ sum over tiles and images of (A dY A^T) * (B^T d B) ] G``, the sum over
+    tiles as 16 GEMMs ``(F, tiles) @ (tiles, C)`` per band. Same contract as the
+    shifted-view weight gradient of :mod:`._conv_cpu` (unflipped taps), except that
+    ``padded`` must cover :func:`padded_size` of the output.
+
+    Parameters
+    ----------
+    padded : ndarray, (B, C, Hp, Wp)
+    output_grad : ndarray, (B, F, out_h, out_w)
+
+    Returns
+    -------
+    ndarray, (3, 3, F, C)
+        ``[u, v]`` is the gradient of the taps that multiply the input shifted by ``(u, v)``.
+    """
+    batch, channels = padded.shape[:2]
+    filters, out_h, out_w = output_grad.shape[1:]
+    _check_images("winograd_weight_grad", padded.shape[2:], (3, 3), (out_h, out_w))
+    tiles_h, tiles_w = _tile_counts(out_h, out_w)
+    dtype = padded.dtype
+    # Whole 2x2 blocks: the gradient of the outputs past the edge is zero.
+    if (out_h, out_w) == (2 * tiles_h, 2 * tiles_w) and output_grad.flags.c_contiguous:
+        even_grad = output_grad
+    else:
+        even_grad = np.zeros((batch, filters, 2 * tiles_h, 2 * tiles_w), dtype=dtype)
+        even_grad[:, :, :out_h, :out_w] = output_grad
+    blocks = even_grad.reshape(batch, filters, tiles_h, 2, tiles_w, 2)
+    bands = _bands(batch, tiles_h, tiles_w, 16 * (channels + filters) * dtype.itemsize)
+
+    def new_state():
+        return {"sums": np.empty((16, filters, channels), dtype), "beta": 0.0, "buffers": {}}
+
+    def accumulate(task, state):
+        b, (row0, row1) = task
+        n = row1 - row0
+        if n not in state["buffers"]:
+            state["buffers"] = {n: (np.empty((2, 4, channels, n, tiles_w + 1), dtype),
+                                    np.empty((4, 4, channels, n, tiles_w), dtype),
+                                    np.empty((4, filters, n, tiles_w, 2), dtype),
+                                    np.empty((4, 4, filters, n, tiles_w), dtype))}
+        half, transformed, grad_half, grad_transformed = state["buffers"][n]
+        _transform_input(padded[b, :, 2 * row0:2 * row1 + 2], tiles_w, half, transformed)
+        _transform_output_grad(blocks[b, :, row0:row1], grad_half, grad_transformed)
+        columns = transformed.reshape(16, channels, n * tiles_w)
+        grad_columns = grad_transformed.reshape(16, filters, n * tiles_w)
+        for k in range(16):
+            gemm(grad_columns[k], columns[k], state["sums"][k], beta=state["beta"],
+                 trans_b=True)
+        state["beta"] = 1.0
+
+    states = parallel_for(bands, accumulate, new_state,
+                          flops=2.0 * 16 * batch * tiles_h * tiles_w * filters * channels)
+    sums = states[0]["sums"]
+    for state in states[1:]:
+        sums += state["sums"]
+    return _kernel_transform(sums.reshape(4, 4, filters, channels))

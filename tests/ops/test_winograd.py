@@ -30,18 +30,32 @@ def correlate(x, w, pad, flip):
     return _winograd.winograd_correlation(padded, taps, *out_hw, flip)
 
 
-@pytest.mark.parametrize("flip", [True, False])
-@pytest.mark.parametrize("x_shape, w_shape, pad", [
-    ((1, 3, 6, 6), (2, 3, 3, 3), 0),      # one 2x2 block per row: a 4x4 output
+SHAPES = [
+    ((1, 3, 6, 6), (2, 3, 3, 3), 0),      # two 2x2 blocks per row: a 4x4 output
     ((2, 5, 9, 8), (4, 5, 3, 3), 1),      # odd height: the extra output row is cut off
     ((3, 4, 7, 11), (6, 4, 3, 3), 2),     # odd both ways, padding larger than the kernel
     ((1, 2, 3, 3), (1, 2, 3, 3), 0),      # a single output pixel
-])
+]
+
+
+@pytest.mark.parametrize("flip", [True, False])
+@pytest.mark.parametrize("x_shape, w_shape, pad", SHAPES)
 def test_matches_direct_correlation(rng, x_shape, w_shape, pad, flip):
     x, w = random(rng, x_shape), random(rng, w_shape)
     out = correlate(x, w, pad, flip)
     np.testing.assert_allclose(out, reference.conv2d(x, w, 1, pad, flip), rtol=1e-12,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, pad", SHAPES)
+def test_weight_grad_matches_reference(rng, x_shape, w_shape, pad):
+    x, gy = random(rng, x_shape), random(rng, (x_shape[0], w_shape[0]) + tuple(
+        size + 2 * pad - 2 for size in x_shape[2:]))
+    padded = _conv_cpu.pad_images(x, pad, pad, *_winograd.padded_size(*gy.shape[2:]))
+    tap_grads = _winograd.winograd_weight_grad(padded, gy)
+    np.testing.assert_allclose(tap_grads.transpose(2, 3, 0, 1),
+                               reference.conv2d_grad_weights(x, gy, w_shape, 1, pad, False),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("min_tiles, block_bytes", [(1, 1), (4, 1 << 20), (10 ** 6, 1 << 30)])
@@ -53,6 +67,11 @@ def test_bands_and_filter_spans_cover_the_output(rng, monkeypatch, min_tiles, bl
     x, w = random(rng, (2, 6, 21, 14)), random(rng, (13, 6, 3, 3))
     np.testing.assert_allclose(correlate(x, w, 1, True), reference.conv2d(x, w, 1, 1, True),
                                rtol=1e-12, atol=1e-12)
+    gy = random(rng, (2, 13, 21, 14))
+    padded = _conv_cpu.pad_images(x, 1, 1, *_winograd.padded_size(21, 14))
+    np.testing.assert_allclose(
+        _winograd.winograd_weight_grad(padded, gy).transpose(2, 3, 0, 1),
+        reference.conv2d_grad_weights(x, gy, w.shape, 1, 1, False), rtol=1e-12, atol=1e-12)
 
 
 def test_float32_error_stays_near_the_direct_sum(rng):
@@ -95,27 +114,32 @@ def test_worthwhile_rule(winograd_on):
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_convolution_ops_take_the_path_when_worthwhile(rng, monkeypatch, enabled):
-    """Forward and input gradient of a qualifying layer, with the switch on and off."""
+    """Forward, input and weight gradients of a qualifying layer, switch on and off."""
     calls = []
-    original = _winograd.winograd_correlation
+    for name in ("winograd_correlation", "winograd_weight_grad"):
+        def spy(*args, original=getattr(_winograd, name), name=name):
+            calls.append((name, args[0].shape))
+            return original(*args)
 
-    def spy(*args):
-        calls.append(args[0].shape)
-        return original(*args)
-
-    monkeypatch.setattr(_winograd, "winograd_correlation", spy)
+        monkeypatch.setattr(_winograd, name, spy)
     previous = set_winograd(enabled)
     try:
         x = random(rng, (2, 64, 17, 18), "float32") / 8
         w = random(rng, (128, 64, 3, 3), "float32") / 8
         out = _conv_cpu.conv2d_forward(x, w, (1, 1), (1, 1), True)
         grad_in = _conv_cpu.conv2d_backward_input(out, w, x.shape[2:], (1, 1), (1, 1), False)
+        grad_w = _conv_cpu.conv2d_backward_weights(x, out, w.shape[2:], (1, 1), (1, 1), True)
     finally:
         set_winograd(previous)
-    assert calls == ([(2, 64, 20, 20), (2, 128, 20, 20)] if enabled else [])
+    assert calls == ([("winograd_correlation", (2, 64, 20, 20)),
+                      ("winograd_correlation", (2, 128, 20, 20)),
+                      ("winograd_weight_grad", (2, 64, 20, 20))] if enabled else [])
     np.testing.assert_allclose(out, reference.conv2d(x, w, 1, 1, True), atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(
         grad_in, reference.conv2d_transpose(out, w, 1, 1, False, x.shape[2:]), atol=1e-3,
+        rtol=1e-4)
+    np.testing.assert_allclose(
+        grad_w, reference.conv2d_grad_weights(x, out, w.shape, 1, 1, True), atol=2e-3,
         rtol=1e-4)
 
 
