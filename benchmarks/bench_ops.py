@@ -2,11 +2,13 @@
 
 Usage::
 
-    python benchmarks/bench_ops.py [--size 224] [--repeat 7] [--backward] [--network]
+    python benchmarks/bench_ops.py [--size 224] [--batch 1] [--repeat 7] [--backward]
+                                   [--direct] [--network]
 
 Per layer it prints the best of ``--repeat`` runs of the CPU kernels behind the ops
 (forward; with ``--backward`` also the input and weight gradients) next to
-``torch.nn.functional`` on the same arrays. ``--network`` compiles FCN-8's forward pass
+``torch.nn.functional`` on the same arrays. ``--direct`` adds our kernels with the
+Winograd path turned off (``set_winograd(False)``) and the ratio Winograd / direct. ``--network`` compiles FCN-8's forward pass
 (``fcn8_lasagne.models.buildFCN8``) in the C VM, Numba and JAX modes and reports compile
 and run times. The machine may be shared: minima are the numbers to compare.
 """
@@ -16,7 +18,7 @@ import time
 
 import numpy as np
 
-from fcn8_lasagne.ops import _conv_cpu
+from fcn8_lasagne.ops import _conv_cpu, set_winograd
 from fcn8_lasagne.ops._gemm import blas_info
 
 
@@ -66,8 +68,20 @@ def best_times(functions, repeat):
     return best
 
 
-def layer_functions(kind, x, w, stride, pad, backward, torch):
-    """Callables timing one layer: ours and, when ``torch`` is given, PyTorch's."""
+def _without_winograd(function):
+    def direct():
+        previous = set_winograd(False)
+        try:
+            return function()
+        finally:
+            set_winograd(previous)
+
+    return direct
+
+
+def layer_functions(kind, x, w, stride, pad, backward, torch, direct=False):
+    """Callables timing one layer: ours, ours without Winograd when ``direct``, and, when
+    ``torch`` is given, PyTorch's."""
     strides, pads = (stride, stride), (pad, pad)
     functions = {}
     if kind == "conv":
@@ -82,6 +96,9 @@ def layer_functions(kind, x, w, stride, pad, backward, torch):
             out, w, x.shape[2:], pads, strides, False)
         functions["ours grad w"] = lambda: _conv_cpu.conv2d_backward_weights(
             x, out, w.shape[2:], pads, strides, False)
+    if direct:
+        for name, function in list(functions.items()):
+            functions[name.replace("ours", "direct")] = _without_winograd(function)
     if torch is None:
         return functions
     import torch.nn.functional as F
@@ -100,7 +117,7 @@ def layer_functions(kind, x, w, stride, pad, backward, torch):
     return functions
 
 
-def bench_layers(size, repeat, backward):
+def bench_layers(size, repeat, backward, batch=1, direct=False):
     try:
         import torch
     except ImportError:
@@ -111,21 +128,34 @@ def bench_layers(size, repeat, backward):
     columns = ["ours", "torch"]
     if backward:
         columns += ["ours grad in", "torch grad in", "ours grad w", "torch grad w"]
-    print(f"{'layer':12s}" + "".join(f"{c:>15s}" for c in columns) + "   ratio (ms)")
+    if direct:
+        columns += [c.replace("ours", "direct") for c in columns if c.startswith("ours")]
+    print(f"{'layer':12s}" + "".join(f"{c:>15s}" for c in columns) + "   ratio (ms)"
+          + ("   winograd/direct" if direct else ""))
     totals = dict.fromkeys(columns, 0.0)
     for name, kind, x_shape, w_shape, stride, pad in fcn8_layers(size):
-        x = rng.standard_normal(x_shape).astype(np.float32)
+        x = rng.standard_normal((batch,) + x_shape[1:]).astype(np.float32)
         w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
         with _no_grad(torch):
-            best = best_times(layer_functions(kind, x, w, stride, pad, backward, torch), repeat)
+            best = best_times(layer_functions(kind, x, w, stride, pad, backward, torch, direct),
+                              repeat)
         for column in columns:
             totals[column] += best.get(column, 0.0)
-        ratio = best["ours"] / best["torch"] if "torch" in best else np.nan
         print(f"{name:12s}" + "".join(f"{best.get(c, np.nan) * 1e3:15.2f}" for c in columns)
-              + f"   {ratio:5.2f}", flush=True)
-    ratio = totals["ours"] / totals["torch"] if totals["torch"] else np.nan
+              + _ratios(best, direct), flush=True)
     print(f"{'total':12s}" + "".join(f"{totals[c] * 1e3:15.2f}" for c in columns)
-          + f"   {ratio:5.2f}")
+          + _ratios(totals, direct))
+
+
+def _ratios(times, direct):
+    """Ours / torch (forward), then, with ``direct``, the sum of our three kernels'
+    times over the same sum without Winograd."""
+    text = f"   {times['ours'] / times['torch'] if times.get('torch') else np.nan:5.2f}"
+    if direct:
+        ours = sum(t for name, t in times.items() if name.startswith("ours"))
+        plain = sum(t for name, t in times.items() if name.startswith("direct"))
+        text += f"   {ours / plain:17.2f}"
+    return text
 
 
 def _no_grad(torch):
@@ -231,12 +261,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--backward", action="store_true")
+    parser.add_argument("--direct", action="store_true",
+                        help="also time our kernels without the Winograd path")
     parser.add_argument("--network", action="store_true")
     parser.add_argument("--modes", default="CVM,NUMBA,JAX")
     args = parser.parse_args()
     print("BLAS:", blas_info())
-    bench_layers(args.size, args.repeat, args.backward)
+    bench_layers(args.size, args.repeat, args.backward, args.batch, args.direct)
     if args.network:
         bench_network(args.size, args.repeat, args.modes.split(","))
 
