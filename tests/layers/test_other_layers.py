@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -99,6 +101,18 @@ def test_dropout_layer_masks_rescales_and_redraws(rng):
     shared = DropoutLayer(InputLayer((4, 8, 16, 16), x_var), p=0.5, shared_axes=(2, 3))
     out = _compile(shared, x_var)(x)
     assert np.all(out.min(axis=(2, 3)) == out.max(axis=(2, 3)))
+
+
+def test_dropout_mask_is_uniform_below_the_retain_probability():
+    """Theano's MRG rule: keep where a uniform draw from the layer's generator is < 1 - p."""
+    x_var = pt.tensor4("x")
+    x = np.full((2, 3, 5, 7), 2.0, dtype="float32")
+    layer = DropoutLayer(InputLayer((None, 3, None, None), x_var), p=0.3)
+    generator = copy.deepcopy(layer._rng.get_value())
+    out = _compile(layer, x_var)(x)
+    uniform = generator.uniform(np.zeros(x.shape, dtype="float32"), 1.0).astype("float32")
+    expected = np.where(uniform < np.float32(0.7), x / np.float32(0.7), 0)
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_dropout_seeded_from_numpy_global_rng():
