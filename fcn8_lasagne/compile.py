@@ -44,9 +44,11 @@ import warnings
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.compile.mode import get_mode
 from pytensor.graph.basic import Variable
 from pytensor.graph.replace import clone_replace
 
+from .ops.reduce import CPU_REWRITES
 from .utils import collect_shared_vars
 
 __all__ = ["DEVICES", "PRECISIONS", "function", "get_matmul_precision", "mode_for_device",
@@ -65,9 +67,13 @@ _RNG_COPY_WARNING = r"The RandomType SharedVariables .* will not be used in the 
 
 
 def mode_for_device(device):
-    """The PyTensor mode used for ``device`` (one of :data:`DEVICES`)."""
+    """The PyTensor mode used for ``device`` (one of :data:`DEVICES`).
+
+    On the CPU: the C virtual machine with this package's CPU rewrites
+    (:data:`fcn8_lasagne.ops.reduce.CPU_REWRITES`, e.g. threaded bias-gradient sums).
+    """
     if device == "cpu":
-        return _CPU_MODE
+        return get_mode(_CPU_MODE).including(CPU_REWRITES)
     if device in ("jax", "gpu"):
         try:
             import jax

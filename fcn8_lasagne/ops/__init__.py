@@ -9,6 +9,7 @@ All tensors are NCHW.
 from .shapes import conv_input_length, conv_output_length, normalize_pad, pool_output_length
 from .conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights
 from .pool import pool_2d
+from .reduce import axis_sum
 from ._winograd import get_winograd, set_winograd
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "conv2d_grad_wrt_inputs",
     "conv2d_grad_wrt_weights",
     "pool_2d",
+    "axis_sum",
     "conv_output_length",
     "conv_input_length",
     "pool_output_length",
