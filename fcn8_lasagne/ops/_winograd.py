@@ -130,45 +130,35 @@ def _apply_g_transposed(m, out, scratch):
     np.add(scratch, m[3], out=out[2])
 
 
-def _filter_spans(filters):
-    return _spans(filters, max(16, -(-filters // (2 * worker_count()))))
+def _transform_both_axes(apply, source, size):
+    """``apply`` along axis 0, then along axis 1, of ``source`` ``(n, n, F, C)``.
 
-
-def _filter_transform(tap_weights, flip):
-    """``U = G g G^T`` for every filter and channel: ``(16, F, C)``, C-contiguous.
-
-    Shared out to the workers by blocks of filters.
+    Returns ``(size, size, F, C)``; blocks of filters are shared out to the workers.
     """
-    taps = tap_weights[::-1, ::-1] if flip else tap_weights
-    filters, channels = tap_weights.shape[2:]
-    transformed = np.empty((4, 4, filters, channels), dtype=tap_weights.dtype)
+    filters, channels = source.shape[2:]
+    out = np.empty((size, size, filters, channels), dtype=source.dtype)
 
     def transform(span, _):
         f0, f1 = span
-        rows = np.empty((4, 3, f1 - f0, channels), dtype=tap_weights.dtype)
-        _apply_g(taps[:, :, f0:f1], rows, np.empty_like(rows[0]))
-        _apply_g(rows.transpose(1, 0, 2, 3), transformed[:, :, f0:f1].transpose(1, 0, 2, 3),
-                 np.empty_like(rows[:, 0]))
+        rows = np.empty((size, source.shape[1], f1 - f0, channels), dtype=source.dtype)
+        apply(source[:, :, f0:f1], rows, np.empty_like(rows[0]))
+        apply(rows.transpose(1, 0, 2, 3), out[:, :, f0:f1].transpose(1, 0, 2, 3),
+              np.empty_like(rows[:, 0]))
 
-    parallel_for(_filter_spans(filters), transform, flops=64.0 * filters * channels)
-    return transformed.reshape(16, filters, channels)
+    spans = _spans(filters, max(16, -(-filters // (2 * worker_count()))))
+    parallel_for(spans, transform, flops=64.0 * filters * channels)
+    return out
+
+
+def _filter_transform(tap_weights, flip):
+    """``U = G g G^T`` for every filter and channel: ``(16, F, C)``, C-contiguous."""
+    taps = tap_weights[::-1, ::-1] if flip else tap_weights
+    return _transform_both_axes(_apply_g, taps, 4).reshape(16, *tap_weights.shape[2:])
 
 
 def _kernel_transform(sums):
     """``G^T M G`` of the ``(4, 4, F, C)`` transformed-domain sums: ``(3, 3, F, C)``."""
-    filters, channels = sums.shape[2:]
-    kernel = np.empty((3, 3, filters, channels), dtype=sums.dtype)
-
-    def transform(span, _):
-        f0, f1 = span
-        rows = np.empty((3, 4, f1 - f0, channels), dtype=sums.dtype)
-        _apply_g_transposed(sums[:, :, f0:f1], rows, np.empty_like(rows[0]))
-        _apply_g_transposed(rows.transpose(1, 0, 2, 3),
-                            kernel[:, :, f0:f1].transpose(1, 0, 2, 3),
-                            np.empty_like(rows[:, 0]))
-
-    parallel_for(_filter_spans(filters), transform, flops=64.0 * filters * channels)
-    return kernel
+    return _transform_both_axes(_apply_g_transposed, sums, 3)
 
 
 def _transform_input(rows, tiles_w, half, transformed):
