@@ -8,9 +8,9 @@ Usage::
 Per layer it prints the best of ``--repeat`` runs of the CPU kernels behind the ops
 (forward; with ``--backward`` also the input and weight gradients) next to
 ``torch.nn.functional`` on the same arrays. ``--direct`` adds our kernels with the
-Winograd path turned off (``set_winograd(False)``) and the ratio Winograd / direct. ``--network`` compiles FCN-8's forward pass
-(``fcn8_lasagne.models.buildFCN8``) in the C VM, Numba and JAX modes and reports compile
-and run times. The machine may be shared: minima are the numbers to compare.
+Winograd path turned off (``set_winograd(False)``) and the ratio Winograd / direct.
+``--network`` compiles FCN-8's forward pass (``fcn8_lasagne.models.buildFCN8``) in the C VM,
+Numba and JAX modes and reports compile and run times. The machine may be shared: minima are the numbers to compare.
 """
 
 import argparse

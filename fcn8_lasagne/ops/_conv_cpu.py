@@ -23,8 +23,8 @@ matrix and a few large GEMMs read the weights once.
 
 *Winograd* (stride-1 3x3 kernels with many channels, :mod:`._winograd`). The shifted-view
 case of those layers, their input and their weight gradients, computed by Winograd's
-F(2x2, 3x3) in 2.25 times fewer products; :func:`._winograd.worthwhile` decides, ``set_winograd(False)``
-turns it off. Float32 results then differ from the direct sum by about twice its rounding
+F(2x2, 3x3) in 2.25 times fewer products; :func:`._winograd.worthwhile` decides,
+``set_winograd(False)`` turns it off. Float32 results then differ from the direct sum by about twice its rounding
 error (a documented difference from Theano's ``CorrMM``, ``docs/faithfulness.md``).
 
 Kernels work on NumPy arrays of one dtype; ``flip=True`` means a true convolution (kernel

@@ -25,12 +25,11 @@ import numpy as np
 
 from ._gemm import gemm, parallel_for, worker_count
 
-__all__ = ["winograd_correlation", "winograd_weight_grad", "padded_size", "worthwhile", "set_winograd",
-           "get_winograd"]
+__all__ = ["winograd_correlation", "winograd_weight_grad", "padded_size", "worthwhile",
+           "set_winograd", "get_winograd"]
 
-# Filter transform G (4x3); the input transform B^T and output transform A^T are written
-# out as additions in _transform_input and _transform_output.
-_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+# The transforms G (4x3: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2), B^T (4x4) and A^T (2x4)
+# are written out as additions in _apply_g, _transform_input and _transform_output.
 
 # A GEMM reads each of its (F, C) weight matrices once per block of tiles: blocks of at
 # least this many tiles keep that read small next to the products.
