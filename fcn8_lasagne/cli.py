@@ -122,7 +122,9 @@ def build_parser():
                        help="output folder (default save_models/<dataset>/<model>_data_aug)")
     train.add_argument("--resume", action="store_true",
                        help="continue from the last epoch saved in --savepath")
-    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--seed", type=int, default=None,
+                       help="seeds initialisation, dropout, shuffling and augmentation "
+                            "(default: 1 for the synthetic data, unseeded otherwise)")
     train.add_argument("--model", choices=MODELS, default="fcn8")
     train.add_argument("--init-weights", default=None, help="Lasagne .npz to start from")
     train.add_argument("--deconv-init", choices=("glorot", "bilinear"), default="glorot")
@@ -201,7 +203,7 @@ def _train_config(args):
         data_augmentation=settings["data_augmentation"],
         flip_every_image=args.flip_every_image, early_stop_class=args.early_stop_class,
         train_from_0_255=args.train_from_0_255, savepath=savepath, resume=args.resume,
-        seed=args.seed, model=args.model, device=args.device, init_weights=args.init_weights,
+        seed=settings["seed"], model=args.model, device=args.device, init_weights=args.init_weights,
         deconv_init=args.deconv_init, dataset_options=options)
 
 

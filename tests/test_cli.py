@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcn8_lasagne.cli import build_parser, main
+from fcn8_lasagne.cli import _train_config, build_parser, main
 from fcn8_lasagne.layers import set_all_param_values
 from fcn8_lasagne.models import buildFCN32
 from fcn8_lasagne.weights import read_npz_values
@@ -33,6 +33,15 @@ def test_train_flags_are_the_tutorials():
     assert args.data_augmentation == {"crop_size": [32, 32], "horizontal_flip": True}
     assert args.train_from_0_255 is False  # the original's type=bool made this True
     assert build_parser().parse_args(["train", "--num_epochs", "7"]).num_epochs == 7
+
+
+def test_synthetic_runs_are_seeded_by_default():
+    def seed(*arguments):
+        return _train_config(build_parser().parse_args(["train", *arguments])).seed
+
+    assert seed() == 1
+    assert seed("--seed", "5") == 5
+    assert seed("-dataset", "polyps", "--data-dir", "x") is None   # unseeded, as the tutorial
 
 
 def test_train_without_data_dir_for_real_dataset_is_an_error():
