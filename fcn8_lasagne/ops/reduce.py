@@ -66,7 +66,9 @@ class AxisSum(Op):
         block = max(1, -(-kept.shape[0] // (2 * worker_count())))
         spans = [(start, min(kept.shape[0], start + block))
                  for start in range(0, kept.shape[0], block)]
-        parallel_for(spans, add_up, flops=float(x.size))
+        # Memory-bound: weigh each value as a few operations, so that sums of a few
+        # million values go to the threads.
+        parallel_for(spans, add_up, flops=8.0 * x.size)
         output_storage[0][0] = out
 
     def infer_shape(self, *args):
