@@ -34,7 +34,7 @@ setup(
         "torch": ["torch>=2.0"],
         "caffe": ["protobuf>=4.21"],
         "test": [
-            "pytest>=7",
+            "pytest>=7.3",
             "pytest-xdist>=3",
             "jax>=0.4.30",
             "jaxlib>=0.4.30",
