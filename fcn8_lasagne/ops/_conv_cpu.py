@@ -24,8 +24,9 @@ matrix and a few large GEMMs read the weights once.
 *Winograd* (stride-1 3x3 kernels with many channels, :mod:`._winograd`). The shifted-view
 case of those layers, their input and their weight gradients, computed by Winograd's
 F(2x2, 3x3) in 2.25 times fewer products; :func:`._winograd.worthwhile` decides,
-``set_winograd(False)`` turns it off. Float32 results then differ from the direct sum by about twice its rounding
-error (a documented difference from Theano's ``CorrMM``, ``docs/faithfulness.md``).
+``set_winograd(False)`` turns it off. Float32 results then differ from the direct sum by
+about twice its rounding error (a documented difference from Theano's ``CorrMM``,
+``docs/faithfulness.md``).
 
 Kernels work on NumPy arrays of one dtype; ``flip=True`` means a true convolution (kernel
 rotated by 180 degrees), ``flip=False`` a cross-correlation.
@@ -34,7 +35,7 @@ rotated by 180 degrees), ``flip=False`` a cross-correlation.
 import numpy as np
 
 from . import _winograd
-from ._gemm import gemm, parallel_for, worker_count
+from ._gemm import gemm, parallel_for, spans, worker_count
 
 __all__ = [
     "conv2d_forward",
@@ -52,11 +53,6 @@ _BLOCK_BYTES = 4 << 20
 _UNFOLD_PIXELS_PER_FILTER = 2
 # Copies smaller than this (elements) are not worth splitting among threads.
 _PARALLEL_COPY_SIZE = 1 << 20
-
-
-def _split(length, block):
-    """``(start, stop)`` pairs covering ``range(length)`` in steps of ``block``."""
-    return [(start, min(length, start + block)) for start in range(0, length, block)]
 
 
 def _block_size(length, bytes_per_column, pieces):
@@ -77,7 +73,7 @@ def _parallel_assign(destination, source):
     def copy(span, _):
         destination[:, span[0]:span[1]] = source[:, span[0]:span[1]]
 
-    parallel_for(_split(channels, block), copy)
+    parallel_for(spans(channels, block), copy)
 
 
 def pad_images(x, pad_h, pad_w, total_h=None, total_w=None):
@@ -142,7 +138,7 @@ def _shifted_view_correlation(padded, tap_weights, out_h, out_w, flip):
             gemm(weights, images[b, :, shift + start:shift + stop], out[b, :, start:stop],
                  beta=0.0 if index == 0 else 1.0)
 
-    parallel_for([(b, span) for b in range(batch) for span in _split(length, block)], correlate,
+    parallel_for([(b, span) for b in range(batch) for span in spans(length, block)], correlate,
                  flops=2.0 * batch * length * filters * channels * len(taps))
     return out.reshape(batch, filters, out_h, padded_w)[:, :, :, :out_w]
 
@@ -172,7 +168,7 @@ def _shifted_view_weight_grad(padded, output_grad, kernel_h, kernel_w):
                  state["grad"][u, v], beta=state["beta"], trans_b=True)
         state["beta"] = 1.0
 
-    states = parallel_for([(b, span) for b in range(batch) for span in _split(length, block)],
+    states = parallel_for([(b, span) for b in range(batch) for span in spans(length, block)],
                           accumulate, new_state,
                           flops=2.0 * batch * length * filters * channels * len(taps))
     grad = states[0]["grad"]
@@ -266,7 +262,7 @@ def _batch_first(matrix, batch, out_h, out_w):
 def _row_blocks(rows):
     """Row ranges for splitting a GEMM's output among the workers: one each, since every
     piece packs the whole other operand again."""
-    return _split(rows, max(16, -(-rows // worker_count())))
+    return spans(rows, max(16, -(-rows // worker_count())))
 
 
 def _gemm_by_rows(a, b, out, trans_a=False, trans_b=False):

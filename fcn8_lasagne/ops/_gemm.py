@@ -27,7 +27,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["gemm", "blas_info", "coretype_advice", "parallel_for", "worker_count"]
+__all__ = ["gemm", "blas_info", "coretype_advice", "parallel_for", "spans", "worker_count"]
 
 
 def _capsule_address(capsule):
@@ -158,6 +158,12 @@ def _single_threaded_blas():
 
 # Below this many floating-point operations, handing tasks to threads costs more than it saves.
 _PARALLEL_FLOPS = 1 << 25
+
+
+def spans(length, size):
+    """``(start, stop)`` pairs covering ``range(length)`` in steps of ``size``: the blocks
+    that tasks of :func:`parallel_for` usually cover."""
+    return [(start, min(length, start + size)) for start in range(0, length, size)]
 
 
 def parallel_for(tasks, body, make_state=None, flops=None):

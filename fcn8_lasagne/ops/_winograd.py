@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from ._gemm import gemm, parallel_for, worker_count
+from ._gemm import gemm, parallel_for, spans, worker_count
 
 __all__ = ["winograd_correlation", "winograd_weight_grad", "padded_size", "worthwhile",
            "set_winograd", "get_winograd"]
@@ -144,8 +144,8 @@ def _transform_both_axes(apply, source, size):
         apply(rows.transpose(1, 0, 2, 3), out[:, :, f0:f1].transpose(1, 0, 2, 3),
               np.empty_like(rows[:, 0]))
 
-    spans = _spans(filters, max(16, -(-filters // (2 * worker_count()))))
-    parallel_for(spans, transform, flops=64.0 * filters * channels)
+    filter_spans = spans(filters, max(16, -(-filters // (2 * worker_count()))))
+    parallel_for(filter_spans, transform, flops=64.0 * filters * channels)
     return out
 
 
@@ -223,10 +223,6 @@ def _transform_output_grad(blocks, half, out):
         _apply_a(half[a, ..., 0], half[a, ..., 1], out[a])
 
 
-def _spans(length, size):
-    return [(start, min(length, start + size)) for start in range(0, length, size)]
-
-
 def _bands(batch, tiles_h, tiles_w, bytes_per_tile):
     """``(image, (first, stop))`` bands of tile rows that the workers compute one by one.
 
@@ -237,7 +233,7 @@ def _bands(batch, tiles_h, tiles_w, bytes_per_tile):
     balanced = -(-batch * tiles_h // (2 * worker_count()))
     cached = _BLOCK_BYTES // (bytes_per_tile * tiles_w)
     band = min(tiles_h, max(-(-_MIN_TILES // tiles_w), min(cached, balanced)))
-    return [(b, span) for b in range(batch) for span in _spans(tiles_h, band)]
+    return [(b, span) for b in range(batch) for span in spans(tiles_h, band)]
 
 
 def _tile_counts(out_h, out_w):
@@ -287,7 +283,7 @@ def winograd_correlation(padded, tap_weights, out_h, out_w, flip):
     # Too few bands to keep the workers busy (small images): also split the filters;
     # each piece then transforms its band of input again, a small cost next to its GEMMs.
     pieces = min(-(-2 * worker_count() // len(bands)), max(1, filters // _MIN_FILTERS))
-    filter_spans = _spans(filters, -(-filters // pieces))
+    filter_spans = spans(filters, -(-filters // pieces))
     tasks = [(b, rows, fs) for b, rows in bands for fs in filter_spans]
 
     def buffers(state, n, width):

@@ -285,7 +285,7 @@ def _tiled_max_pool_grad(x, z, gz, ws):
     on the pool threads: the large temporaries of a whole-array version cost more in
     first-touch page faults than the arithmetic, and the blocks stay in cache across taps.
     """
-    from ._gemm import parallel_for  # the package's thread pool
+    from ._gemm import parallel_for, spans  # the package's thread pool
 
     batch, channels = x.shape[:2]
     (kh, kw), (oh, ow) = ws, z.shape[2:]
@@ -294,13 +294,12 @@ def _tiled_max_pool_grad(x, z, gz, ws):
     gx[:, :, oh * kh:, :] = 0
     gx[:, :, :oh * kh, ow * kw:] = 0
     per_block = max(1, _BLOCK_BYTES // max(1, x[0, 0].nbytes))
-    tasks = [(b, start, min(start + per_block, channels))
-             for b in range(batch) for start in range(0, channels, per_block)]
+    tasks = [(b, span) for b in range(batch) for span in spans(channels, per_block)]
     taps = [(slice(row, oh * kh, kh), slice(col, ow * kw, kw))
             for row in range(kh) for col in range(kw)]
 
     def block(task, masks):
-        b, start, stop = task
+        b, (start, stop) = task
         planes = (slice(b, b + 1), slice(start, stop))
         maxima, gradient = z[planes], gz[planes]
         mask = masks.get(maxima.shape)

@@ -20,7 +20,7 @@ from pytensor.graph.rewriting.basic import node_rewriter
 from pytensor.tensor.math import Sum
 
 from ._backend import register_jax, register_numba_perform
-from ._gemm import parallel_for, worker_count
+from ._gemm import parallel_for, spans, worker_count
 
 __all__ = ["AxisSum", "axis_sum", "local_axis_sum", "CPU_REWRITES"]
 
@@ -64,11 +64,9 @@ class AxisSum(Op):
             out[start:stop] = kept[start:stop].sum(axis=others, dtype=self.acc_dtype)
 
         block = max(1, -(-kept.shape[0] // (2 * worker_count())))
-        spans = [(start, min(kept.shape[0], start + block))
-                 for start in range(0, kept.shape[0], block)]
         # Memory-bound: weigh each value as a few operations, so that sums of a few
         # million values go to the threads.
-        parallel_for(spans, add_up, flops=8.0 * x.size)
+        parallel_for(spans(kept.shape[0], block), add_up, flops=8.0 * x.size)
         output_storage[0][0] = out
 
     def infer_shape(self, *args):
