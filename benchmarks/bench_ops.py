@@ -10,7 +10,8 @@ Per layer it prints the best of ``--repeat`` runs of the CPU kernels behind the 
 ``torch.nn.functional`` on the same arrays. ``--direct`` adds our kernels with the
 Winograd path turned off (``set_winograd(False)``) and the ratio Winograd / direct.
 ``--network`` compiles FCN-8's forward pass (``fcn8_lasagne.models.buildFCN8``) in the C VM,
-Numba and JAX modes and reports compile and run times. The machine may be shared: minima are the numbers to compare.
+Numba and JAX modes and reports compile and run times. The machine may be shared: minima
+are the numbers to compare.
 """
 
 import argparse

@@ -203,8 +203,8 @@ def _train_config(args):
         data_augmentation=settings["data_augmentation"],
         flip_every_image=args.flip_every_image, early_stop_class=args.early_stop_class,
         train_from_0_255=args.train_from_0_255, savepath=savepath, resume=args.resume,
-        seed=settings["seed"], model=args.model, device=args.device, init_weights=args.init_weights,
-        deconv_init=args.deconv_init, dataset_options=options)
+        seed=settings["seed"], model=args.model, device=args.device,
+        init_weights=args.init_weights, deconv_init=args.deconv_init, dataset_options=options)
 
 
 def _train(args):

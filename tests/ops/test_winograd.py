@@ -80,12 +80,12 @@ def test_float32_error_stays_near_the_direct_sum(rng):
     exact = reference.conv2d(x, w, 1, 1, True)
     x32, w32 = x.astype(np.float32), w.astype(np.float32)
     winograd_error = np.abs(correlate(x32, w32, 1, True) - exact).max()
-    set_winograd(False)
+    previous = set_winograd(False)
     try:
         direct_error = np.abs(_conv_cpu.conv2d_forward(x32, w32, (1, 1), (1, 1), True)
                               - exact).max()
     finally:
-        set_winograd(True)
+        set_winograd(previous)
     scale = np.abs(exact).max()
     assert winograd_error < 4e-6 * scale
     assert winograd_error < 8 * max(direct_error, 1e-7 * scale)
