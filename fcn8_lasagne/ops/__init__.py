@@ -10,6 +10,7 @@ from .shapes import conv_input_length, conv_output_length, normalize_pad, pool_o
 from .conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights
 from .pool import pool_2d
 from .reduce import axis_sum
+from . import elemwise  # noqa: F401  (registers the threaded elementwise CPU rewrite)
 from ._winograd import get_winograd, set_winograd
 
 __all__ = [
