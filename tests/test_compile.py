@@ -102,6 +102,36 @@ def test_read_only_parameters_move_to_the_device_once_and_back_for_the_c_backend
     np.testing.assert_allclose(np.asarray(jax_forward(value)), expected + 1, rtol=1e-6)
 
 
+def test_a_jax_step_writes_its_updates_into_the_donated_buffers_of_the_old_values():
+    """The old device buffers of updated variables go to XLA (no second copy of the
+    parameters during a step): a value borrowed before the call is deleted by it, while
+    copies from get_value(), read-only variables and host arrays given to set_value stay
+    intact."""
+    floatX = pytensor.config.floatX
+    start = np.arange(6, dtype=floatX).reshape(2, 3)
+    weights = pytensor.shared(start.copy(), name="W")
+    scale = pytensor.shared(np.asarray(2, dtype=floatX), name="scale")
+    x = pt.matrix("x")
+    loss = (scale * x * weights).sum()
+    step = function([x], loss, updates={weights: weights - pytensor.grad(loss, weights)},
+                    device="jax")
+    ones = np.ones((2, 3), dtype=floatX)
+    step(ones)  # the values now live on the device
+    borrowed, copied = weights.get_value(borrow=True), weights.get_value()
+    read_only = scale.get_value(borrow=True)
+    step(ones)
+    assert borrowed.is_deleted()
+    assert not copied.is_deleted() and not read_only.is_deleted()
+    np.testing.assert_array_equal(np.asarray(copied), start - 2)
+    np.testing.assert_array_equal(np.asarray(weights.get_value()), start - 4)
+    host = start.copy()
+    weights.set_value(host, borrow=True)
+    step(ones)
+    step(ones)
+    np.testing.assert_array_equal(host, start)
+    np.testing.assert_array_equal(np.asarray(weights.get_value()), start - 4)
+
+
 def test_c_backend_runs_after_a_jax_training_step():
     floatX = pytensor.config.floatX
     weights = pytensor.shared(np.ones(3, dtype=floatX), name="W")
