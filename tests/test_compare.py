@@ -17,6 +17,7 @@ from fcn8_lasagne.compare import (
     numpy_fcn_forward,
     verdict,
 )
+from tests import reference
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DUMP_SCRIPT = REPOSITORY / "weights" / "dump_theano_activations.py"
@@ -340,6 +341,25 @@ def test_forward_names_every_layer_of_the_builder_in_order(rng, model, skip_laye
     assert list(outputs) == body + skip_layers + head
     assert outputs["score"].shape[2:] == (32, 36)
     assert all(value.dtype == np.float64 for value in outputs.values())
+
+
+@pytest.mark.parametrize("model", ["fcn8", "fcn16", "fcn32"])
+def test_forward_values_match_the_reference_forward_of_the_tests(model):
+    """Every layer against ``tests/reference.py``'s FCN, written separately from the layer
+    table, with He-scaled weights that keep every layer non-zero and the softmax unsaturated."""
+    rng = np.random.default_rng(2)  # a seed whose score layers are all alive
+    shapes = [p.shape for p in _narrow_fcn_params(rng, model, width=4, fc_width=8)]
+    params = reference.scaled_random_params(shapes, rng)
+    images = rng.uniform(0, 1, (2, 3, 35, 38))
+    outputs = numpy_fcn_forward(images, params, model)
+    expected = reference.fcn_forward(images, params, model)
+    for name, value in outputs.items():
+        want = expected[name]
+        assert value.shape == want.shape, name
+        scale = np.abs(want).max()
+        assert scale > 0, f"{name} is all zero"
+        np.testing.assert_allclose(value, want, rtol=0, atol=1e-12 * scale, err_msg=name)
+    assert outputs["probs"].max() < 0.9
 
 
 def test_forward_rejects_a_wrong_parameter_list(rng):

@@ -13,6 +13,7 @@ from fcn8_lasagne.training import (
     LAST_WEIGHTS,
     LOG_FILE,
     TrainingConfig,
+    TrainingDiverged,
     build_functions,
     epoch_line,
     final_line,
@@ -174,7 +175,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_best(tmp_path, monkeypatc
     # epoch 0 trains normally and saves `best`; the first step of epoch 1 returns NaN
     _stub_functions(monkeypatch, lambda call: np.float32("nan") if call >= 2 else 0.3)
     config = _tiny_synthetic_config(tmp_path, num_epochs=3)
-    with pytest.raises(Exception, match=r"epoch 1: training loss is nan.*new_fcn8_model_best"):
+    # `fcn8 train` reports TrainingDiverged as a message; any other exception is a traceback
+    with pytest.raises(TrainingDiverged,
+                       match=r"epoch 1: training loss is nan.*new_fcn8_model_best"):
         train(config, log=lambda _: None, progress=False)
     best = tmp_path / "run" / BEST_WEIGHTS
     assert best.exists()

@@ -77,7 +77,8 @@ def test_glorot_uniform_bounds_and_seeding():
     np.testing.assert_array_equal(init.GlorotUniform()((64, 32, 3, 3)), w)
     np.testing.assert_allclose(w.std(), bound / np.sqrt(3), rtol=0.05)
     relu = init.GlorotUniform(gain="relu")((100, 100))
-    assert np.abs(relu).max() <= np.sqrt(2) * np.sqrt(3) * np.sqrt(2.0 / 200)
+    relu_bound = np.sqrt(2) * np.sqrt(3) * np.sqrt(2.0 / 200)  # gain "relu" is sqrt(2)
+    assert relu_bound * 0.95 < np.abs(relu).max() <= relu_bound
 
 
 def test_he_normal_std_and_constant():

@@ -179,7 +179,18 @@ def test_second_derivatives_and_pushforward():
         hessian_vector = pytensor.grad((gx * pt.constant(tangent)).sum(), x)
         jvp = pytensor.gradient.pushforward(z, x, pt.constant(tangent), use_op_pushforward=True)
         f = pytensor.function([x], [hessian_vector, jvp], mode="CVM")
-        _, jvp_value = f(x_value)
+        hessian_vector_value, jvp_value = f(x_value)
+        # the Hessian is symmetric: H @ tangent is the directional derivative of the
+        # gradient, which is quadratic in x away from ties, so central differences are exact
+        # up to rounding
+        gradient = pytensor.function([x], gx, mode="CVM")
+        gx_plus = gradient(x_value + 1e-4 * tangent)
+        gx_minus = gradient(x_value - 1e-4 * tangent)
+        expected_hessian_vector = (gx_plus - gx_minus) / 2e-4
+        assert np.abs(expected_hessian_vector).max() > 1.0, mode
+        np.testing.assert_allclose(hessian_vector_value, expected_hessian_vector, rtol=1e-6,
+                                   atol=1e-8 * np.abs(expected_hessian_vector).max(),
+                                   err_msg=mode)
         step = 1e-6
         plus = pool_2d(x, (3, 2), True, (2, 1), (1, 1), mode).eval(
             {x: x_value + step * tangent}, mode="CVM"
