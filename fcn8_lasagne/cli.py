@@ -11,6 +11,8 @@ import argparse
 import json
 import os
 import sys
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -122,6 +124,9 @@ def build_parser():
                        help="output folder (default save_models/<dataset>/<model>_data_aug)")
     train.add_argument("--resume", action="store_true",
                        help="continue from the last epoch saved in --savepath")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start a new run in a --savepath that already holds one, "
+                            "replacing its files (without it, that is an error)")
     train.add_argument("--seed", type=int, default=None,
                        help="seeds initialisation, dropout, shuffling and augmentation "
                             "(default: 1 for the synthetic data, unseeded otherwise)")
@@ -158,7 +163,11 @@ def build_parser():
                          help="skip source layers whose name contains one of these (e.g. "
                               "'score upscore' to take only the VGG body)")
     convert.add_argument("--no-strict", action="store_true",
-                         help="allow layers of the model that the file does not cover")
+                         help="allow a partial match: layers of the model that the file does "
+                              "not cover keep their initial values (with a warning) and "
+                              "layers of the file that the model lacks are skipped; by "
+                              "default both are errors and nothing is written (layers named "
+                              "by --exclude excepted)")
     convert.add_argument("--trust-pickle", action="store_true",
                          help="allow reading a pickle (it can run code): only for files you "
                               "trust")
@@ -203,12 +212,13 @@ def _train_config(args):
         data_augmentation=settings["data_augmentation"],
         flip_every_image=args.flip_every_image, early_stop_class=args.early_stop_class,
         train_from_0_255=args.train_from_0_255, savepath=savepath, resume=args.resume,
+        overwrite=args.overwrite,
         seed=settings["seed"], model=args.model, device=args.device,
         init_weights=args.init_weights, deconv_init=args.deconv_init, dataset_options=options)
 
 
 def _train(args):
-    from .training import TrainingDiverged, train
+    from .training import RunMismatch, TrainingDiverged, train
 
     config = _train_config(args)
     if config.dataset != "synthetic" and config.data_dir is None:
@@ -225,6 +235,9 @@ def _train(args):
     except TrainingDiverged as error:
         print(f"fcn8 train: {error}", file=sys.stderr)
         return 3
+    except (FileExistsError, RunMismatch) as error:  # the saved run is left as it was
+        print(f"fcn8 train: {error}", file=sys.stderr)
+        return 2
     return 130 if result["interrupted"] else 0
 
 
@@ -236,9 +249,10 @@ def _load_split(args):
 
 
 def _evaluate(args):
-    from .inference import evaluate, load_model, predict_function
+    from .inference import check_n_classes, evaluate, load_model, predict_function
 
     dataset = _load_split(args)
+    check_n_classes(args.weights, dataset.class_names, f"dataset {dataset.name}")
     net, input_var = load_model(args.weights, args.model)
     confusion = evaluate(predict_function(net, input_var, args.device), dataset,
                          progress=not args.json)
@@ -288,11 +302,40 @@ def _image_files(paths):
     return files
 
 
+def _same_file(a, b):
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_predict_outputs(files, out, weights):
+    """Refuse inputs whose outputs would overwrite each other or an input file."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} is a file, not a folder")
+    stems = {}
+    for path in files:
+        stems.setdefault(os.path.splitext(os.path.basename(path))[0], []).append(path)
+    colliding = {stem: paths for stem, paths in stems.items() if len(paths) > 1}
+    if colliding:
+        raise ValueError(
+            "images with the same name would write the same output files in --out: "
+            + "; ".join(f"{stem}_labels.png/{stem}_overlay.png from {', '.join(paths)}"
+                        for stem, paths in colliding.items())
+            + " (predict them into separate --out folders)")
+    for stem in stems:
+        for suffix in ("labels", "overlay"):
+            target = os.path.join(out, f"{stem}_{suffix}.png")
+            for source in [*files, weights]:
+                if _same_file(target, source):
+                    raise ValueError(f"output {target} would overwrite the input {source}")
+
+
 def _predict(args):
     from .inference import (load_model, overlay, predict_function, predict_labels, read_image,
                             save_png)
 
     files = _image_files(args.images)
+    _check_predict_outputs(files, args.out, args.weights)
     net, input_var = load_model(args.weights, args.model)
     n_classes = net["upsample"].num_filters
     predict = predict_function(net, input_var, args.device)
@@ -319,6 +362,10 @@ def _convert(args):
 def _dump_activations(args):
     from .inference import dump_activations, load_model, read_image
 
+    for name, source in (("WEIGHTS", args.weights), ("IMAGE", args.image)):
+        if _same_file(args.out, source):
+            raise ValueError(f"OUT {args.out} is the input {name} file {source}: refusing to "
+                             "overwrite it")
     net, input_var = load_model(args.weights, args.model)
     image = read_image(args.image, args.size)
     arrays = dump_activations(net, input_var, image, args.out, args.layers, args.device)
@@ -344,8 +391,13 @@ def main(argv=None):
 
             set_matmul_precision(args.precision)
         return _COMMANDS[args.command](args) or 0
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as error:
+    except (ValueError, OSError, KeyError, RuntimeError) as error:
         print(f"fcn8 {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+        # a truncated or corrupt .npz read with np.load outside weights.npz
+        print(f"fcn8 {args.command}: error: truncated or corrupt .npz archive "
+              f"({type(error).__name__}: {error})", file=sys.stderr)
         return 2
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Using trained weights: build the net for a weight file, predict labels, dump activations."""
 
+import errno
 import os
 
 import numpy as np
@@ -10,10 +11,12 @@ from .data import read_rgb_image
 from .layers import get_output, set_all_param_values
 from .metrics import ConfusionMatrix
 from .models import BUILDERS
-from .weights import atomic_savez, read_npz_values
+from .weights import atomic_savez, read_npz_shapes, read_npz_values
 
 __all__ = [
     "load_model",
+    "weight_n_classes",
+    "check_n_classes",
     "predict_function",
     "predict_labels",
     "evaluate",
@@ -56,6 +59,39 @@ def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3):
     except ValueError as error:
         raise ValueError(f"{path}: {error} (is this a {model} weight file?)") from None
     return net, input_var
+
+
+def weight_n_classes(path):
+    """The class count a Lasagne weight file was trained for, from its array headers only.
+
+    The last two arrays of every FCN are ``upsample.W`` (``(n, n, k, k)``) and ``upsample.b``
+    (``(n,)``).
+
+    Returns
+    -------
+    n_classes : int
+    shapes : list of tuple
+        The shapes of the last two arrays (``upsample.W``, ``upsample.b``), for messages.
+    """
+    path = os.fspath(path)
+    shapes = read_npz_shapes(path)
+    if len(shapes) < 2 or len(shapes[-1]) != 1 or len(shapes[-2]) != 4:
+        raise ValueError(f"{path}: cannot infer the class count: the last arrays "
+                         f"{shapes[-2:]} are not upsample.W (n, n, k, k) and upsample.b (n,)")
+    return int(shapes[-1][0]), shapes[-2:]
+
+
+def check_n_classes(path, class_names, dataset_name="the dataset"):
+    """Raise ``ValueError`` if the weight file at ``path`` is not for ``len(class_names)``
+    classes, naming the file, both class counts and the layer shapes."""
+    n_classes, (w_shape, b_shape) = weight_n_classes(path)
+    names = list(class_names)
+    if n_classes != len(names):
+        raise ValueError(
+            f"{os.fspath(path)}: the weights are for {n_classes} classes (upsample.W "
+            f"{w_shape}, upsample.b {b_shape}) but {dataset_name} has {len(names)} classes "
+            f"{names}")
+    return n_classes
 
 
 def predict_function(net, input_var, device="cpu"):
@@ -148,8 +184,20 @@ def save_png(array, path):
     """Write a uint8 array as PNG atomically."""
     from PIL import Image
 
+    from .weights.npz import _naming
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder")
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".tmp-{os.path.basename(path)}")
-    Image.fromarray(array).save(temporary, format="PNG")
-    os.replace(temporary, path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        Image.fromarray(array).save(temporary, format="PNG")
+        os.replace(temporary, path)
+    except BaseException as error:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _naming(error, path) from error
+        raise

@@ -5,13 +5,20 @@ updates and ``val_fn`` returning loss, accuracy and the Jaccard totals) and :fun
 its loop: one line per epoch (printed and appended to ``fcn8_output.log``), the best and last
 weights in Lasagne's ``.npz`` format, the error histories, ``config.txt``, and at the end the
 test scores of the best weights. On top of the original: a progress bar, ``--resume`` from the
-last epoch with the optimiser state, a clean stop on Ctrl-C, a stop on a non-finite loss, and
-atomic saves. Deliberate differences are listed in ``docs/faithfulness.md``.
+last epoch with the optimiser state (refused if ``training_state.npz`` does not match the
+weight files it records), a refusal to start over an existing run unless ``overwrite``, all
+three splits read and checked before compiling, a clean stop on Ctrl-C (never in the middle of
+an epoch's saves), a stop on a non-finite loss, a warning and a test of the last weights when
+validation Jaccard is NaN, and atomic saves, ``training_state.npz`` written last. Deliberate differences are listed in ``docs/faithfulness.md``.
 """
 
+import hashlib
 import json
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -19,16 +26,18 @@ import pytensor.tensor as pt
 
 from . import compile as compiling
 from .data import Augmentation, BatchIterator, load_dataset
-from .layers import get_all_params, get_output, set_all_param_values
+from .layers import get_all_param_values, get_all_params, get_output, set_all_param_values
 from .metrics import accuracy_metric, crossentropy_metric, jaccard_from_totals, jaccard_metric
 from .models import BUILDERS
 from .regularization import l2, regularize_network_params
 from .updates import adam, get_update_state_values, set_update_state_values
-from .weights import atomic_savez, load_npz, read_npz_values, save_npz
+from .weights import atomic_savez, load_npz, read_npz_values
 
 __all__ = [
     "TrainingConfig",
     "TrainingDiverged",
+    "RunMismatch",
+    "existing_run_files",
     "TrainingFunctions",
     "build_functions",
     "run_validation",
@@ -43,6 +52,11 @@ BEST_ERRORS = "fcn8_errors_best.npz"
 LAST_ERRORS = "fcn8_errors_last.npz"
 STATE_FILE = "training_state.npz"
 LOG_FILE = "fcn8_output.log"
+RESULTS_FILE = "final_results.json"
+#: The files that make up a training run in ``savepath`` (a new run refuses to start over
+#: them unless ``overwrite``).
+RUN_FILES = (BEST_WEIGHTS, LAST_WEIGHTS, STATE_FILE, BEST_ERRORS, LAST_ERRORS, LOG_FILE,
+             RESULTS_FILE)
 
 #: The tutorial's command-line defaults (train_fcn8.py), used for real datasets (unseeded,
 #: as the tutorial).
@@ -94,6 +108,9 @@ class TrainingConfig:
     savepath : str
     resume : bool
         Continue from the last epoch saved in ``savepath``.
+    overwrite : bool
+        Start a new run in a ``savepath`` that already holds one, deleting its files (without
+        it, such a ``savepath`` is an error).
     seed : int or None
         Seeds initialisation, dropout, shuffling and augmentation.
     model : str
@@ -121,6 +138,7 @@ class TrainingConfig:
     train_from_0_255: bool = False
     savepath: str = "save_models/polyps/fcn8_data_aug"
     resume: bool = False
+    overwrite: bool = False
     seed: int = None
     model: str = "fcn8"
     device: str = "cpu"
@@ -232,8 +250,53 @@ def _load_splits(config):
             for split in ("train", "valid", "test")]
 
 
+class RunMismatch(RuntimeError):
+    """``training_state.npz`` does not describe the weight / error files next to it."""
+
+
+def _fingerprint(arrays):
+    """A cheap fingerprint of a list of arrays: shapes, dtypes and a strided sample."""
+    digest = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype.str};".encode())
+        flat = array.reshape(-1)
+        digest.update(np.ascontiguousarray(flat[::max(1, flat.size // 4096)]).tobytes())
+    return digest.hexdigest()
+
+
+def _read_arrays(path):
+    """The ``arr_i`` arrays of an ``.npz``, in order."""
+    with np.load(path, allow_pickle=False) as archive:
+        names = [name for name in archive.files if name.startswith("arr_")]
+        return [archive[f"arr_{i}"] for i in range(len(names))]
+
+
+@contextmanager
+def _sigint_deferred():
+    """Hold back Ctrl-C while a group of files is written, then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT,
+                      signal.default_int_handler if previous is None else previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 class _Run:
-    """The state of one training run: histories, patience, files."""
+    """The state of one training run: histories, patience, files.
+
+    The in-memory histories, best score and patience are only changed (:meth:`commit`) after
+    the files they describe are written, and ``training_state.npz`` is written last with a
+    fingerprint of each weights / errors file it relies on, so that :meth:`restore` can
+    refuse a state that does not match them.
+    """
 
     def __init__(self, savepath):
         self.savepath = savepath
@@ -241,13 +304,18 @@ class _Run:
         self.patience = 0
         self.best_jacc_val = -np.inf
         self.next_epoch = 0
+        self.fingerprints = {}
 
     def path(self, name):
         return os.path.join(self.savepath, name)
 
-    def save_errors(self, name):
-        atomic_savez(self.path(name), self.err_valid, self.err_train, self.acc_valid,
-                     self.jacc_valid)
+    def histories(self):
+        return [self.err_valid, self.err_train, self.acc_valid, self.jacc_valid]
+
+    def write(self, name, arrays):
+        """Write ``arrays`` as ``arr_i`` atomically; return the file's fingerprint."""
+        atomic_savez(self.path(name), *arrays)
+        return _fingerprint(arrays)
 
     def save_state(self, functions):
         state = get_update_state_values(functions.updates, functions.params)
@@ -255,19 +323,50 @@ class _Run:
                      progress=np.array([self.next_epoch, self.patience]),
                      best_jacc_val=np.array(self.best_jacc_val),
                      histories=np.array([self.err_train, self.err_valid, self.acc_valid,
-                                         self.jacc_valid], dtype=np.float64))
+                                         self.jacc_valid], dtype=np.float64),
+                     fingerprints=np.array(json.dumps(self.fingerprints, sort_keys=True)))
 
-    def restore(self, functions, top_layer):
+    def restore(self, functions, top_layer, log=print):
         with np.load(self.path(STATE_FILE), allow_pickle=False) as archive:
             n_state = sum(1 for name in archive.files if name.startswith("arr_"))
             state = [archive[f"arr_{i}"] for i in range(n_state)]
-            self.next_epoch, self.patience = (int(v) for v in archive["progress"])
-            self.best_jacc_val = float(archive["best_jacc_val"])
+            progress = [int(v) for v in archive["progress"]]
+            best_jacc_val = float(archive["best_jacc_val"])
             histories = archive["histories"]
+            fingerprints = (json.loads(str(archive["fingerprints"]))
+                            if "fingerprints" in archive.files else None)
+        last_values = read_npz_values(self.path(LAST_WEIGHTS))
+        if fingerprints is None:
+            log(f"warning: {self.path(STATE_FILE)} was written by an older version and "
+                "records no fingerprints; its weight files cannot be checked")
+        else:
+            mismatched = []
+            for name, expected in sorted(fingerprints.items()):
+                path = self.path(name)
+                if not os.path.exists(path):
+                    mismatched.append(f"{name} (missing)")
+                    continue
+                values = last_values if name == LAST_WEIGHTS else _read_arrays(path)
+                if _fingerprint(values) != expected:
+                    mismatched.append(name)
+            if mismatched:
+                raise RunMismatch(
+                    f"--resume: {self.path(STATE_FILE)} does not match "
+                    f"{', '.join(mismatched)} in {self.savepath} (the run was probably stopped "
+                    "while saving an epoch); refusing to resume from an inconsistent run. "
+                    "Start again with --overwrite or another --savepath")
+        self.next_epoch, self.patience = progress
+        self.best_jacc_val = best_jacc_val
         self.err_train, self.err_valid, self.acc_valid, self.jacc_valid = (
             list(row) for row in histories) if histories.size else ([], [], [], [])
-        load_npz(top_layer, self.path(LAST_WEIGHTS))
+        self.fingerprints = fingerprints or {}
+        set_all_param_values(top_layer, last_values)
         set_update_state_values(functions.updates, functions.params, state)
+
+
+def existing_run_files(savepath):
+    """The files of a training run already in ``savepath`` (empty if none)."""
+    return [name for name in RUN_FILES if os.path.exists(os.path.join(savepath, name))]
 
 
 def _write_config(config, path, extra):
@@ -299,18 +398,38 @@ def train(config, log=print, progress=True):
     Raises
     ------
     TrainingDiverged
-        On a NaN or infinite training loss; the best weights stay as saved.
+        On a NaN or infinite training loss; the files stay as the last epoch saved them.
+    FileExistsError
+        If ``savepath`` already holds a run and neither ``resume`` nor ``overwrite`` is set.
+    RunMismatch
+        On ``resume``, if ``training_state.npz`` does not match the weight or error files.
+    ValueError
+        If a split holds a bad image or label value (checked before compiling).
     """
     from tqdm import tqdm
 
     run = _Run(config.savepath)
+    if config.resume and config.overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: --resume continues "
+                         f"the run in {config.savepath}, --overwrite replaces it")
     if config.resume and not os.path.exists(run.path(STATE_FILE)):
         raise FileNotFoundError(
             f"--resume: no {STATE_FILE} in {config.savepath}; nothing to resume")
-    os.makedirs(config.savepath, exist_ok=True)
+    if config.resume and not os.path.exists(run.path(LAST_WEIGHTS)):
+        raise FileNotFoundError(
+            f"--resume: {config.savepath} has {STATE_FILE} but no {LAST_WEIGHTS}; "
+            "nothing to resume from")
+    existing = existing_run_files(config.savepath)
+    if existing and not config.resume and not config.overwrite:
+        raise FileExistsError(
+            f"{config.savepath} already holds a training run ({', '.join(existing)}); use "
+            "--resume to continue it, --overwrite to replace it, or another --savepath")
     if config.seed is not None:
         np.random.seed(config.seed)
     train_set, valid_set, test_set = _load_splits(config)
+    for dataset in (train_set, valid_set, test_set):
+        dataset.validate()  # a bad file or label value fails now, not after epochs
+    os.makedirs(config.savepath, exist_ok=True)
     n_classes = train_set.n_classes
     void_labels = [train_set.void_label]
     nb_in_channels = 3
@@ -335,9 +454,13 @@ def train(config, log=print, progress=True):
     functions = build_functions(top, input_var, target_var, n_classes, void_labels,
                                 config.learning_rate, config.penal_cst, config.device)
     if config.resume:
-        run.restore(functions, top)
+        run.restore(functions, top, log)
         train_iter.epoch = run.next_epoch
         log(f"Resuming at epoch {run.next_epoch} (patience {run.patience})")
+    elif existing:  # --overwrite: the old run goes only now that the new one is ready
+        for name in existing:
+            os.unlink(run.path(name))
+        log(f"--overwrite: removed the previous run's {', '.join(existing)}")
     _write_config(config, run.path("config.txt"),
                   {"n_classes": n_classes, "void_labels": void_labels})
 
@@ -354,58 +477,112 @@ def train(config, log=print, progress=True):
                 cost = float(functions.train_fn(X, Y.reshape(-1)))
                 if not np.isfinite(cost):
                     bar.close()
-                    raise TrainingDiverged(
-                        f"epoch {epoch}: training loss is {cost}; stopping. The best weights "
-                        f"so far are in {run.path(BEST_WEIGHTS)} (try a smaller -learning_rate)")
+                    raise TrainingDiverged(_diverged_message(run, epoch, cost, Y,
+                                                             void_labels))
                 cost_train_total += cost
                 bar.update(1)
                 bar.set_postfix(cost=f"{cost:.4f}")
-            run.err_train.append(cost_train_total / len(train_iter))
+            cost_train = cost_train_total / len(train_iter)
             cost_val, acc_val, jacc_totals = run_validation(functions.val_fn, val_iter,
                                                             n_classes, bar)
             bar.close()
             per_class, mean_jacc = jaccard_from_totals(jacc_totals)
             jacc_val = mean_jacc if config.early_stop_class is None \
                 else per_class[config.early_stop_class]
-            run.err_valid.append(cost_val)
-            run.acc_valid.append(acc_val)
-            run.jacc_valid.append(jacc_val)
-            line = epoch_line(epoch, run.err_train[-1], cost_val, acc_val, per_class, jacc_val,
+            line = epoch_line(epoch, cost_train, cost_val, acc_val, per_class, jacc_val,
                               time.time() - start_time)
             log(line)
-            with open(run.path(LOG_FILE), "a") as stream:
-                stream.write(line + "\n")
-            if jacc_val > run.best_jacc_val:
-                run.best_jacc_val = jacc_val
-                run.patience = 0
-                save_npz(top, run.path(BEST_WEIGHTS))
-                run.save_errors(BEST_ERRORS)
-            else:
-                run.patience += 1
-            save_npz(top, run.path(LAST_WEIGHTS))
-            run.save_errors(LAST_ERRORS)
-            epoch += 1
-            run.next_epoch = epoch
-            run.save_state(functions)
+            if not np.isfinite(jacc_val):
+                log(f"warning: epoch {epoch}: "
+                    f"{_nan_jaccard_reason(jacc_totals, per_class, config.early_stop_class)}; "
+                    "this epoch cannot count as the best (patience grows)"
+                    + ("" if os.path.exists(run.path(BEST_WEIGHTS)) else
+                       "; if no epoch has a finite validation Jaccard, the last weights are "
+                       "tested"))
+            improved = bool(jacc_val > run.best_jacc_val)  # False for NaN
+            # write every file of the epoch, then commit, then the state: Ctrl-C waits
+            with _sigint_deferred():
+                histories = [h + [v] for h, v in zip(run.histories(),
+                                                     (cost_val, cost_train, acc_val, jacc_val))]
+                fingerprints = dict(run.fingerprints)
+                values = get_all_param_values(top)
+                if improved:
+                    fingerprints[BEST_WEIGHTS] = run.write(BEST_WEIGHTS, values)
+                    fingerprints[BEST_ERRORS] = run.write(BEST_ERRORS, histories)
+                fingerprints[LAST_WEIGHTS] = run.write(LAST_WEIGHTS, values)
+                del values
+                fingerprints[LAST_ERRORS] = run.write(LAST_ERRORS, histories)
+                run.err_valid, run.err_train, run.acc_valid, run.jacc_valid = histories
+                if improved:
+                    run.best_jacc_val = jacc_val
+                    run.patience = 0
+                else:
+                    run.patience += 1
+                run.fingerprints = fingerprints
+                epoch += 1
+                run.next_epoch = epoch
+                run.save_state(functions)
+                with open(run.path(LOG_FILE), "a") as stream:
+                    stream.write(line + "\n")
     except KeyboardInterrupt:
         interrupted = True
-        # the current weights and optimiser state go to `last`; --resume reruns this epoch
-        save_npz(top, run.path(LAST_WEIGHTS))
-        run.save_state(functions)
+        # Ctrl-C came during training or validation of `epoch` (never while saving): the
+        # current weights and optimiser state go to `last`, with the histories and best
+        # of the epochs completed before; --resume reruns this epoch
+        with _sigint_deferred():
+            run.fingerprints[LAST_WEIGHTS] = run.write(LAST_WEIGHTS, get_all_param_values(top))
+            run.save_state(functions)
         log(f"Interrupted in epoch {epoch}: weights saved in {run.path(LAST_WEIGHTS)}; "
             "continue with --resume")
     result = {"epochs_run": epoch, "best_jacc_val": run.best_jacc_val, "test": None,
               "interrupted": interrupted}
-    if interrupted or not os.path.exists(run.path(BEST_WEIGHTS)):
+    if interrupted:
         return result
-    set_all_param_values(top, read_npz_values(run.path(BEST_WEIGHTS)))
+    tested = BEST_WEIGHTS
+    if not os.path.exists(run.path(BEST_WEIGHTS)):
+        if not os.path.exists(run.path(LAST_WEIGHTS)):
+            log("warning: no epoch was trained, so there are no weights to test")
+            return result
+        tested = LAST_WEIGHTS
+        log(f"warning: no epoch had a finite validation Jaccard, so no best weights were "
+            f"saved; testing the last weights ({run.path(LAST_WEIGHTS)}) instead")
+    set_all_param_values(top, read_npz_values(run.path(tested)))
     err_test, acc_test, jacc_totals = run_validation(functions.val_fn, test_iter, n_classes)
     per_class, jacc_test = jaccard_from_totals(jacc_totals)
     log(final_line(err_test, acc_test, per_class, jacc_test))
     result["test"] = {"loss": err_test, "accuracy": acc_test,
-                      "jaccard_per_class": per_class.tolist(), "jaccard": jacc_test}
-    with open(run.path("final_results.json") + ".tmp", "w") as stream:
+                      "jaccard_per_class": per_class.tolist(), "jaccard": jacc_test,
+                      "weights": tested}
+    with open(run.path(RESULTS_FILE) + ".tmp", "w") as stream:
         json.dump(result, stream, indent=2)
-    os.replace(run.path("final_results.json") + ".tmp", run.path("final_results.json"))
+    os.replace(run.path(RESULTS_FILE) + ".tmp", run.path(RESULTS_FILE))
     return result
 
+
+def _nan_jaccard_reason(jacc_totals, per_class, early_stop_class):
+    """Why the validation Jaccard is NaN, in words."""
+    totals = np.asarray(jacc_totals)
+    if not totals[1].any():
+        return ("validation Jaccard is NaN: every validation pixel is void, so no class can "
+                "be scored")
+    absent = [k for k in range(totals.shape[1]) if totals[1, k] == 0]
+    nan = [k for k, value in enumerate(per_class) if not np.isfinite(value)]
+    which = absent or nan
+    subject = (f"class {early_stop_class}'s validation Jaccard (-early_stop_class)"
+               if early_stop_class is not None else "mean validation Jaccard")
+    return (f"{subject} is NaN: class(es) {which} occur neither in the validation labels nor "
+            "in the predictions (0/0)")
+
+
+def _diverged_message(run, epoch, cost, Y, void_labels):
+    """The TrainingDiverged message: the likely cause and only the files that exist."""
+    if np.isin(Y, void_labels).all():
+        cause = (f"every pixel of this training batch is void (label {void_labels[0]}), so the "
+                 "void-masked loss is 0/0; check the training label maps (a larger batch size "
+                 "or a crop that keeps labelled pixels avoids all-void batches)")
+    else:
+        cause = "try a smaller -learning_rate"
+    saved = [name for name in (BEST_WEIGHTS, LAST_WEIGHTS) if os.path.exists(run.path(name))]
+    where = (f"the weights saved so far are in {', '.join(run.path(n) for n in saved)}"
+             if saved else "no weights were saved yet")
+    return f"epoch {epoch}: training loss is {cost}; stopping. {cause}; {where}"

@@ -144,3 +144,29 @@ def test_precision_flag_names_the_compile_precisions_and_needs_a_jax_device(tmp_
     assert main(arguments + ["--precision", "tf32"]) == 2
     assert "--precision tf32 needs --device jax or gpu" in capsys.readouterr().err
     assert compiling.get_matmul_precision() == "float32"
+
+
+def test_train_refuses_a_savepath_holding_a_run(tmp_path, monkeypatch, capsys):
+    from fcn8_lasagne import training
+
+    def fake_build(top_layer, input_var, target_var, n_classes, void_labels, *args, **kwargs):
+        return training.TrainingFunctions(
+            lambda X, y: np.float32(0.3),
+            lambda X, y: (np.float32(0.5), np.float32(0.75), np.ones((2, n_classes))),
+            None, [], {})
+
+    monkeypatch.setattr(training, "build_functions", fake_build)
+    run = tmp_path / "run"
+    command = ["train", "--data-dir", str(tmp_path / "data"), *TINY, "-ne", "1",
+               "-batch_size", "2", "1", "1", "--savepath", str(run), "--model", "fcn32",
+               "--no-progress"]
+    assert main(command) == 0
+    best = (run / "new_fcn8_model_best.npz").read_bytes()
+    capsys.readouterr()
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"fcn8 train: {run} already holds a training run (" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert (run / "new_fcn8_model_best.npz").read_bytes() == best
+    assert main(command + ["--overwrite"]) == 0
+    assert (run / "fcn8_output.log").read_text().count("EPOCH") == 1

@@ -19,6 +19,7 @@ from fcn8_lasagne.training import (
     final_line,
     train,
 )
+from fcn8_lasagne import training
 from fcn8_lasagne.weights import read_npz_values
 from tests import reference
 
@@ -151,8 +152,11 @@ def test_resume_without_state_is_a_clear_error(tmp_path):
     assert not os.path.exists(tmp_path / "run" / BEST_WEIGHTS)
 
 
-def _stub_functions(monkeypatch, train_step):
-    """Replace the compiled functions by stubs (no compilation): train_step(call_index)."""
+def _stub_functions(monkeypatch, train_step, val_totals=None):
+    """Replace the compiled functions by stubs (no compilation): train_step(call_index).
+
+    ``val_totals(n_classes)`` gives val_fn's Jaccard totals (default: 1 / 1 per class).
+    """
     from fcn8_lasagne import training
 
     calls = []
@@ -163,7 +167,9 @@ def _stub_functions(monkeypatch, train_step):
             return train_step(len(calls) - 1)
 
         def val_fn(X, y):
-            return np.float32(0.5), np.float32(0.75), np.ones((2, n_classes), "float32")
+            totals = (np.ones((2, n_classes), "float32") if val_totals is None
+                      else val_totals(n_classes))
+            return np.float32(0.5), np.float32(0.75), totals
 
         return training.TrainingFunctions(train_fn, val_fn, None, [], {})
 
@@ -200,3 +206,162 @@ def test_ctrl_c_saves_last_and_returns_cleanly(tmp_path, monkeypatch):
     assert (run / LAST_WEIGHTS).exists() and (run / "training_state.npz").exists()
     with np.load(run / "training_state.npz") as state:
         assert list(state["progress"]) == [1, 0]  # resume reruns epoch 1
+
+
+def _run_files(run):
+    return {name: (run / name).read_bytes() for name in os.listdir(run)}
+
+
+def test_new_run_refuses_a_savepath_holding_a_run(tmp_path, monkeypatch):
+    calls = _stub_functions(monkeypatch, lambda call: 0.3)
+    train(_tiny_synthetic_config(tmp_path, num_epochs=1), log=lambda _: None, progress=False)
+    run = tmp_path / "run"
+    before = _run_files(run)
+    assert {BEST_WEIGHTS, LAST_WEIGHTS, training.STATE_FILE} <= set(before)
+    n_calls = len(calls)
+    with pytest.raises(FileExistsError,
+                       match=r"already holds a training run \(new_fcn8_model_best.npz.*"
+                             r"training_state.npz.*--resume.*--overwrite.*--savepath"):
+        train(_tiny_synthetic_config(tmp_path, num_epochs=1), log=lambda _: None,
+              progress=False)
+    assert len(calls) == n_calls and _run_files(run) == before  # nothing ran, nothing changed
+    # a single leftover file (here the log) is enough to refuse
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / LOG_FILE).write_text("EPOCH 0: ...\n")
+    with pytest.raises(FileExistsError, match="fcn8_output.log"):
+        train(_tiny_synthetic_config(tmp_path, savepath=str(lone)), log=lambda _: None,
+              progress=False)
+    # --overwrite replaces the run: one run in the log, not two
+    train(_tiny_synthetic_config(tmp_path, num_epochs=1, overwrite=True), log=lambda _: None,
+          progress=False)
+    assert (run / LOG_FILE).read_text().count("EPOCH") == 1
+    with pytest.raises(ValueError, match="contradict"):
+        train(_tiny_synthetic_config(tmp_path, resume=True, overwrite=True),
+              log=lambda _: None, progress=False)
+
+
+def test_an_empty_savepath_is_fine(tmp_path, monkeypatch):
+    _stub_functions(monkeypatch, lambda call: 0.3)
+    (tmp_path / "run").mkdir()
+    result = train(_tiny_synthetic_config(tmp_path, num_epochs=1), log=lambda _: None,
+                   progress=False)
+    assert result["test"] is not None
+
+
+def _state(run):
+    with np.load(run / training.STATE_FILE) as state:
+        return list(state["progress"]), state["histories"]
+
+
+def test_ctrl_c_while_saving_an_epoch_leaves_a_consistent_run(tmp_path, monkeypatch):
+    import signal
+
+    _stub_functions(monkeypatch, lambda call: 0.3)
+    real_savez = training.atomic_savez
+    sent = []
+
+    def savez_then_sigint(path, *args, **kwds):
+        real_savez(path, *args, **kwds)
+        if os.path.basename(path) == BEST_WEIGHTS and not sent:
+            sent.append(path)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right after the best weights
+
+    from fcn8_lasagne.weights import npz
+
+    monkeypatch.setattr(training, "atomic_savez", savez_then_sigint)
+    monkeypatch.setattr(npz, "atomic_savez", savez_then_sigint)
+    lines = []
+    result = train(_tiny_synthetic_config(tmp_path, num_epochs=3), log=lines.append,
+                   progress=False)
+    assert sent and result["interrupted"]
+    run = tmp_path / "run"
+    progress, histories = _state(run)
+    # the state describes exactly the epochs whose files exist: epoch 0 complete
+    assert progress == [1, 0] and histories.shape == (4, 1)
+    monkeypatch.setattr(training, "atomic_savez", real_savez)
+    monkeypatch.setattr(npz, "atomic_savez", real_savez)
+    resumed = []
+    train(_tiny_synthetic_config(tmp_path, num_epochs=2, resume=True), log=resumed.append,
+          progress=False)
+    assert any("Resuming at epoch 1" in line for line in resumed)
+    assert [l.split(":")[0] for l in (run / LOG_FILE).read_text().splitlines()] == \
+        ["EPOCH 0", "EPOCH 1"]
+    assert _state(run)[1].shape == (4, 2)
+
+
+@pytest.mark.parametrize("changed", [LAST_WEIGHTS, BEST_WEIGHTS])
+def test_resume_refuses_a_state_that_does_not_match_the_weights(tmp_path, monkeypatch,
+                                                                 changed):
+    from fcn8_lasagne.weights import atomic_savez
+
+    _stub_functions(monkeypatch, lambda call: 0.3)
+    train(_tiny_synthetic_config(tmp_path, num_epochs=1), log=lambda _: None, progress=False)
+    run = tmp_path / "run"
+    # as if a later epoch had written this file and stopped before the state
+    values = read_npz_values(run / changed)
+    atomic_savez(run / changed, *[v + 1 for v in values])
+    with pytest.raises(RuntimeError, match=rf"training_state.npz.*{changed}"):
+        train(_tiny_synthetic_config(tmp_path, num_epochs=2, resume=True),
+              log=lambda _: None, progress=False)
+    assert len(read_npz_values(run / changed)) == len(values)  # the Lasagne format is kept
+    with np.load(run / changed) as archive:
+        assert sorted(archive.files) == sorted(f"arr_{i}" for i in range(len(values)))
+
+
+def test_nan_validation_jaccard_is_explained_and_the_last_weights_are_tested(tmp_path,
+                                                                             monkeypatch):
+    # validation labels all void: no class can be scored, the Jaccard is 0/0 every epoch
+    _stub_functions(monkeypatch, lambda call: 0.3,
+                    val_totals=lambda n: np.zeros((2, n), "float32"))
+    lines = []
+    result = train(_tiny_synthetic_config(tmp_path, num_epochs=2), log=lines.append,
+                   progress=False)
+    warnings = [line for line in lines if line.startswith("warning")]
+    assert any("NaN" in line and "void" in line for line in warnings), lines
+    assert any("testing the last weights" in line for line in warnings), lines
+    assert lines[-1].startswith("FINAL MODEL")
+    assert result["test"] is not None and result["test"]["weights"] == LAST_WEIGHTS
+    assert not (tmp_path / "run" / BEST_WEIGHTS).exists()
+
+
+def test_nan_jaccard_names_the_absent_class():
+    totals = np.array([[3.0, 0.0], [5.0, 0.0]])
+    reason = training._nan_jaccard_reason(totals, [0.6, np.nan], None)
+    assert "NaN" in reason and "[1]" in reason
+
+
+def test_nan_loss_before_any_save_names_no_missing_file(tmp_path, monkeypatch):
+    _stub_functions(monkeypatch, lambda call: np.float32("nan"))
+    with pytest.raises(TrainingDiverged, match="no weights were saved yet") as error:
+        train(_tiny_synthetic_config(tmp_path), log=lambda _: None, progress=False)
+    assert BEST_WEIGHTS not in str(error.value)
+
+
+def test_nan_loss_on_an_all_void_batch_says_so():
+    run = training._Run("/nonexistent")
+    message = training._diverged_message(run, 0, float("nan"), np.full((1, 4, 4), 2), [2])
+    assert "void" in message and "learning_rate" not in message
+    assert "no weights were saved yet" in message
+
+
+def test_bad_label_in_the_test_split_fails_before_compiling(tmp_path, monkeypatch):
+    from fcn8_lasagne.data import load_dataset
+    from fcn8_lasagne.data.base import read_label_map
+    from PIL import Image
+
+    calls = _stub_functions(monkeypatch, lambda call: 0.3)
+    built = []
+    real_build = training.build_functions
+    monkeypatch.setattr(training, "build_functions",
+                        lambda *a, **k: built.append(1) or real_build(*a, **k))
+    config = _tiny_synthetic_config(tmp_path)
+    test_set = load_dataset("synthetic", config.data_dir, "test", **config.dataset_options)
+    mask_path = test_set.mask_paths[-1]
+    mask = read_label_map(mask_path).astype(np.uint8)
+    mask[0, 0] = 7
+    Image.fromarray(mask).save(mask_path)
+    with pytest.raises(ValueError, match=r"label value\(s\) 7"):
+        train(config, log=lambda _: None, progress=False)
+    assert not built and not calls
+    assert not (tmp_path / "run").exists() or not os.listdir(tmp_path / "run")

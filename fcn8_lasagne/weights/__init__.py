@@ -19,11 +19,11 @@ from .convert import FORMAT_ALIASES, FORMATS, MODELS, guess_format
 from .convert import convert as convert_weights
 from .lasagne_vgg16 import load_lasagne_vgg16, read_lasagne_vgg16
 from .matconvnet import load_matconvnet, read_matconvnet_params
-from .npz import atomic_savez, load_npz, read_npz_values, save_npz
+from .npz import atomic_savez, load_npz, read_npz_shapes, read_npz_values, save_npz
 from .torch_state import load_torch, read_torch_state_dict
 
 __all__ = [
-    "save_npz", "load_npz", "read_npz_values", "atomic_savez",
+    "save_npz", "load_npz", "read_npz_values", "read_npz_shapes", "atomic_savez",
     "WeightLoadError", "assign_params",
     "load_lasagne_vgg16", "read_lasagne_vgg16",
     "load_matconvnet", "read_matconvnet_params",

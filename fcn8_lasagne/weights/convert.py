@@ -11,6 +11,7 @@ import warnings
 
 import pytensor.tensor as pt
 
+from .assign import CAFFE_TO_TUTORIAL_NAMES, WeightLoadError
 from .caffe import load_caffemodel
 from .lasagne_vgg16 import VGG16_LAYERS, load_lasagne_vgg16, read_lasagne_vgg16
 from .matconvnet import TUTORIAL_SKIPPED, load_matconvnet
@@ -134,6 +135,15 @@ def load_into(net, src, fmt, trust_pickle=False, exclude=None, strict=True):
     raise ValueError(f"unknown weight format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
+def _left_out(layer, fmt, exclude, body_loaded):
+    """Whether the model layer ``layer`` is not loaded on purpose (see :func:`convert`)."""
+    if (fmt == "lasagne-vgg16" or body_loaded) and layer not in VGG16_LAYERS:
+        return True  # an ImageNet VGG-16 file: the layers beyond the body are not in it
+    words = TUTORIAL_SKIPPED if fmt == "matconvnet" and exclude is None else (exclude or ())
+    names = [layer] + [caffe for caffe, ours in CAFFE_TO_TUTORIAL_NAMES.items() if ours == layer]
+    return any(word in name for word in words for name in names)
+
+
 def convert(src, out_npz, fmt="auto", model="fcn8", n_classes=21, trust_pickle=False,
             nb_in_channels=3, exclude=None, strict=True):
     """Convert a pretrained weight file to a Lasagne ``.npz`` for ``model``.
@@ -156,14 +166,28 @@ def convert(src, out_npz, fmt="auto", model="fcn8", n_classes=21, trust_pickle=F
         Must be ``True`` to read a pickle (``'lasagne-vgg16'``); see
         :mod:`fcn8_lasagne.weights.lasagne_vgg16`.
     nb_in_channels : int
-    exclude, strict
+    exclude : sequence of str or None
         See :func:`load_into`.
+    strict : bool
+        When true (default), a partial match is an error and nothing is written: a layer
+        of the file that the model lacks, or a layer of the model with parameters that the
+        file does not cover, other than those left out on purpose (named by ``exclude``,
+        directly or by their Caffe name, MatConvNet's default exclusions, or the layers
+        beyond the VGG-16 body when the file is a whole ImageNet VGG-16 (conv1_1 … fc7),
+        as ``vgg16.pkl`` and torchvision's ``vgg16`` are). When false, such file layers are
+        skipped and such model layers keep their initial values.
 
     Returns
     -------
     list of str
         The layers whose weights came from ``src``. Layers with parameters that the file
         did not cover keep their initial values; a warning names them.
+
+    Raises
+    ------
+    WeightLoadError
+        With ``strict``, on a model layer the file does not cover; ``out_npz`` is then not
+        written.
     """
     # cheap checks first: building a full-size model takes seconds and a gigabyte
     fmt = guess_format(src) if fmt == "auto" else FORMAT_ALIASES.get(fmt, fmt)
@@ -182,6 +206,15 @@ def convert(src, out_npz, fmt="auto", model="fcn8", n_classes=21, trust_pickle=F
         name for name, layer in net.items()
         if getattr(layer, "W", None) is not None and name not in loaded
     ]
+    body = [name for name in VGG16_LAYERS if name != "fc8" and name in net]
+    body_loaded = bool(body) and all(name in loaded for name in body)
+    missing = [name for name in untouched if not _left_out(name, fmt, exclude, body_loaded)]
+    if strict and missing:
+        raise WeightLoadError(
+            f"{os.fspath(src)}: covers {len(loaded)} of the {len(loaded) + len(untouched)} "
+            f"layers with parameters of {model}; no weights for {', '.join(missing)} "
+            f"(nothing written to {os.fspath(out_npz)}; --exclude them, or --no-strict to "
+            "keep their initial values)")
     if untouched:
         warnings.warn(
             f"{os.fspath(src)}: no weights for {', '.join(untouched)}; they keep their "

@@ -5,36 +5,80 @@ A file holds ``arr_0 … arr_{n-1}``, the values of ``get_all_params(net)`` in o
 load here and files written here load in the tutorial.
 """
 
+import errno
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
 from ..layers import get_all_param_values, set_all_param_values
 
-__all__ = ["save_npz", "load_npz", "read_npz_values", "atomic_savez"]
+__all__ = ["save_npz", "load_npz", "read_npz_values", "read_npz_shapes", "atomic_savez",
+           "file_mode"]
+
+#: What a truncated or corrupt archive raises while it is opened or read.
+CORRUPT_ARCHIVE_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error)
+
+
+def file_mode():
+    """The mode ``open(path, 'w')`` gives a new file: ``0o666`` less the process umask.
+
+    Read from ``/proc/self/status`` where the kernel reports it (no race); otherwise set and
+    restored at once with ``os.umask``, which is not thread-safe (another thread creating a
+    file in that instant would get umask 0).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _naming(error, path, action="write"):
+    """``error`` (an OSError) again, with ``path`` in its message instead of a temporary."""
+    if error.errno is None:
+        return type(error)(f"cannot {action} {path}: {error}")
+    try:
+        return type(error)(error.errno, f"cannot {action} {path}: {error.strerror}")
+    except TypeError:  # an OSError subclass with another constructor
+        return OSError(error.errno, f"cannot {action} {path}: {error.strerror}")
 
 
 def atomic_savez(path, *args, **kwds):
     """``np.savez`` that never leaves a half-written file at ``path``.
 
     The archive is written to a temporary file in the same folder, flushed to disk, then
-    renamed over ``path``; an existing file stays intact if anything fails.
+    renamed over ``path``; an existing file stays intact if anything fails. The file gets the
+    mode a plain ``open()`` would give it (``0o666`` less the umask). An ``OSError`` (folder
+    not writable, ``path`` a folder, disk full, …) is raised again naming ``path``, with the
+    original chained.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder")
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    temporary = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
         with os.fdopen(handle, "wb") as stream:
+            os.fchmod(stream.fileno(), file_mode())
             np.savez(stream, *args, **kwds)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
+    except BaseException as error:
+        if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _naming(error, path) from error
         raise
 
 
@@ -65,7 +109,7 @@ def read_npz_values(path):
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+    except (*CORRUPT_ARCHIVE_ERRORS, OSError, ValueError) as error:
         raise ValueError(f"{path}: not a readable .npz weight file ({error})") from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: not a Lasagne weight file (a single .npy array, not .npz)")
@@ -78,8 +122,45 @@ def read_npz_values(path):
                 f"arr_{len(names) - 1}, found {sorted(names)[:5]}")
         try:
             return [archive[name] for name in expected]
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        except (*CORRUPT_ARCHIVE_ERRORS, OSError, ValueError) as error:
             raise ValueError(f"{path}: truncated or corrupt weight file ({error})") from error
+
+
+def read_npz_shapes(path):
+    """Shapes of the ``arr_0 … arr_{n-1}`` arrays of a weight file, in order, read from the
+    array headers only (no data is loaded).
+
+    Raises
+    ------
+    ValueError
+        As :func:`read_npz_values`.
+    """
+    path = os.fspath(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [name[:-len(".npy")] for name in archive.namelist() if name.endswith(".npy")]
+            expected = [f"arr_{i}" for i in range(len(names))]
+            if sorted(names, key=_arr_index) != expected:
+                raise ValueError(
+                    f"{path}: not a Lasagne weight file: expected arrays arr_0 … "
+                    f"arr_{len(names) - 1}, found {sorted(names)[:5]}")
+            shapes = []
+            for name in expected:
+                with archive.open(name + ".npy") as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, _ = read_header(member)
+                shapes.append(tuple(shape))
+            return shapes
+    except FileNotFoundError:
+        raise
+    except (*CORRUPT_ARCHIVE_ERRORS, OSError) as error:
+        raise ValueError(f"{path}: not a readable .npz weight file ({error})") from error
+    except ValueError as error:
+        if str(error).startswith(path):
+            raise
+        raise ValueError(f"{path}: not a readable .npz weight file ({error})") from error
 
 
 def _arr_index(name):
