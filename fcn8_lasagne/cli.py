@@ -76,6 +76,9 @@ def _dataset_options(args):
     if args.synthetic_images:
         options.update(zip(("n_train", "n_valid", "n_test"), args.synthetic_images))
     if args.synthetic_size:
+        from .models.summary import check_input_size
+
+        check_input_size(*args.synthetic_size, "--synthetic-size")
         options["image_size"] = tuple(args.synthetic_size)
     return options
 
@@ -187,8 +190,13 @@ def _inspect(args):
     import pytensor.tensor as pt
 
     from .models import BUILDERS
-    from .models.summary import format_layer_table, layer_table
+    from .models.summary import check_input_size, format_layer_table, layer_table
 
+    for flag, value in (("--n-classes", args.n_classes), ("--batch", args.batch),
+                        ("--channels", args.channels)):
+        if value < 1:
+            raise ValueError(f"{flag} must be a positive integer, got {value}")
+    check_input_size(*args.size, "--size")
     net = BUILDERS[args.model](args.channels, pt.tensor4("input"), n_classes=args.n_classes)
     shape = (args.batch, args.channels) + tuple(args.size)
     print(f"{args.model} with {args.n_classes} classes, input {'x'.join(map(str, shape))}")
@@ -218,11 +226,12 @@ def _train_config(args):
 
 
 def _train(args):
-    from .training import RunMismatch, TrainingDiverged, train
+    from .training import RunMismatch, TrainingDiverged, _check_settings, train
 
     config = _train_config(args)
     if config.dataset != "synthetic" and config.data_dir is None:
         raise SystemExit(f"fcn8 train: -dataset {config.dataset} needs --data-dir")
+    _check_settings(config)  # epochs, patience, batch sizes, augmentation: before any note
     if config.device == "cpu":
         from .ops._gemm import coretype_advice
 

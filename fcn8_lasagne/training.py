@@ -14,6 +14,7 @@ validation Jaccard is NaN, and atomic saves, ``training_state.npz`` written last
 
 import hashlib
 import json
+import numbers
 import os
 import signal
 import threading
@@ -29,6 +30,7 @@ from .data import Augmentation, BatchIterator, load_dataset
 from .layers import get_all_param_values, get_all_params, get_output, set_all_param_values
 from .metrics import accuracy_metric, crossentropy_metric, jaccard_from_totals, jaccard_metric
 from .models import BUILDERS
+from .models.summary import check_input_size
 from .regularization import l2, regularize_network_params
 from .updates import adam, get_update_state_values, set_update_state_values
 from .weights import atomic_savez, load_npz, read_npz_values
@@ -235,12 +237,79 @@ def final_line(err_test, acc_test, jacc_per_class, jacc_test):
 
 
 def _augmentation(config, void_label):
+    """The training augmentation of ``config.data_augmentation``, or None.
+
+    Every option is checked (an unsupported ``fill_mode`` or key, a non-integer crop size, a
+    crop smaller than the network's minimum input raise a ValueError), even when the dict
+    holds nothing but ``fill_mode: 'constant'``, which means no augmentation.
+    """
     options = dict(config.data_augmentation or {})
-    options.pop("fill_mode", None)  # 'constant' is the only mode (zero / void padding)
-    if not options:
+    augmentation = Augmentation.from_tutorial_dict(
+        options, flip_every_image=config.flip_every_image, void_label=void_label)
+    if augmentation.crop_size is not None:
+        check_input_size(*augmentation.crop_size,
+                         f"-data_augmentation crop_size {list(augmentation.crop_size)}")
+    if not set(options) - {"fill_mode"}:  # 'constant' is the only mode (zero / void padding)
         return None
-    return Augmentation.from_tutorial_dict(options, flip_every_image=config.flip_every_image,
-                                           void_label=void_label)
+    return augmentation
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_settings(config):
+    """Reject bad epoch, patience, batch size and augmentation settings before any work.
+
+    Raises
+    ------
+    ValueError
+        Naming the flag, the value and what is accepted.
+    """
+    for flag, value in (("-num_epochs (-ne)", config.num_epochs),
+                        ("-max_patience", config.max_patience)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{flag} must be a positive integer, got {value!r}")
+    sizes = tuple(config.batch_size) if isinstance(config.batch_size, (tuple, list)) else None
+    if sizes is None or len(sizes) != 3:
+        raise ValueError("-batch_size must be three positive integers (train, valid, test), "
+                         f"got {config.batch_size!r}")
+    for split, size in zip(("train", "valid", "test"), sizes):
+        if not _is_int(size) or size < 1:
+            raise ValueError(f"-batch_size: the {split} batch size must be a positive integer, "
+                             f"got {size!r} (in {list(sizes)}: train, valid, test)")
+    _augmentation(config, void_label=None)
+
+
+def _validate_split(dataset, split, check_size):
+    """``dataset.validate()``, and with ``check_size`` the network's minimum image size.
+
+    Both in one read of each pair (``validate`` reads every pair through ``read_raw``).
+
+    Raises
+    ------
+    ValueError
+        Naming the split and the image file when an image is smaller than the network's
+        minimum input.
+    """
+    if not check_size:
+        dataset.validate()
+        return
+    for index in range(len(dataset)):
+        image, _ = dataset.read_raw(index)
+        check_input_size(image.shape[0], image.shape[1],
+                         f"{split} image {dataset.image_paths[index]}")
+
+
+def _check_early_stop_class(config, n_classes):
+    """Reject an ``early_stop_class`` that is not a class of the dataset."""
+    value = config.early_stop_class
+    if value is None:
+        return
+    if not _is_int(value) or not 0 <= value < n_classes:
+        raise ValueError(
+            f"-early_stop_class {value!r} is not a class of dataset {config.dataset}: expected "
+            f"an integer in 0..{n_classes - 1} ({n_classes} classes)")
 
 
 def _load_splits(config):
@@ -404,10 +473,13 @@ def train(config, log=print, progress=True):
     RunMismatch
         On ``resume``, if ``training_state.npz`` does not match the weight or error files.
     ValueError
-        If a split holds a bad image or label value (checked before compiling).
+        If a split holds a bad image or label value, or a setting is out of range
+        (epochs, patience, batch sizes, augmentation, ``early_stop_class``): all checked
+        before compiling.
     """
     from tqdm import tqdm
 
+    _check_settings(config)
     run = _Run(config.savepath)
     if config.resume and config.overwrite:
         raise ValueError("--resume and --overwrite contradict each other: --resume continues "
@@ -427,15 +499,19 @@ def train(config, log=print, progress=True):
     if config.seed is not None:
         np.random.seed(config.seed)
     train_set, valid_set, test_set = _load_splits(config)
-    for dataset in (train_set, valid_set, test_set):
-        dataset.validate()  # a bad file or label value fails now, not after epochs
-    os.makedirs(config.savepath, exist_ok=True)
+    augmentation = _augmentation(config, train_set.void_label)
+    cropped = augmentation is not None and augmentation.crop_size is not None
+    for split, dataset in (("train", train_set), ("valid", valid_set), ("test", test_set)):
+        # a bad file, label value or image size fails now, not after epochs; training
+        # images are cropped (and padded) to crop_size when there is one
+        _validate_split(dataset, split, check_size=not (split == "train" and cropped))
     n_classes = train_set.n_classes
+    _check_early_stop_class(config, n_classes)
+    os.makedirs(config.savepath, exist_ok=True)
     void_labels = [train_set.void_label]
     nb_in_channels = 3
     train_iter = BatchIterator(train_set, config.batch_size[0], shuffle=True,
-                               seed=config.seed,
-                               augmentation=_augmentation(config, train_set.void_label))
+                               seed=config.seed, augmentation=augmentation)
     val_iter = BatchIterator(valid_set, config.batch_size[1])
     test_iter = BatchIterator(test_set, config.batch_size[2])
     log(f"Batch. train: {len(train_iter)}, val {len(val_iter)}, test {len(test_iter)}")

@@ -28,13 +28,21 @@ import numpy as np
 __all__ = ["Augmentation"]
 
 _TUTORIAL_KEYS = ("crop_size", "horizontal_flip", "vertical_flip", "fill_mode")
+#: The ``fill_mode`` values accepted (the only padding the crop does).
+_FILL_MODES = ("constant",)
 
 
 def _crop_size_pair(crop_size):
     if crop_size is None:
         return None
-    if isinstance(crop_size, numbers.Integral):
+    if isinstance(crop_size, numbers.Number):
         crop_size = (crop_size, crop_size)
+    crop_size = tuple(crop_size)
+    bad = [length for length in crop_size
+           if isinstance(length, bool) or not isinstance(length, numbers.Integral)]
+    if bad:
+        raise ValueError(f"crop_size entries must be integers (height, width), got "
+                         f"{list(crop_size)}")
     crop_size = tuple(int(length) for length in crop_size)
     if len(crop_size) != 2:
         raise ValueError(f"crop_size must be (height, width), got {crop_size}")
@@ -134,9 +142,11 @@ class Augmentation:
                 f"{', '.join(_TUTORIAL_KEYS)}"
             )
         fill_mode = options.pop("fill_mode", "constant")
-        if fill_mode != "constant":
+        if not isinstance(fill_mode, str) or fill_mode != "constant":
             raise ValueError(
-                f"fill_mode {fill_mode!r} is not supported: crops are padded with constants"
+                f"data_augmentation fill_mode {fill_mode!r} is not supported; accepted values: "
+                f"{', '.join(repr(mode) for mode in _FILL_MODES)} (crops are padded with zeros "
+                "in the image and the void label in the labels)"
             )
         return cls(flip_every_image=flip_every_image, void_label=void_label, **options)
 

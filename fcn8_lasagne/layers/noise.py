@@ -1,5 +1,7 @@
 """Noise layers: :class:`DropoutLayer`."""
 
+import numbers
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -27,7 +29,8 @@ class DropoutLayer(Layer):
     ----------
     incoming : Layer or tuple
     p : float, default 0.5
-        Probability of dropping a value.
+        Probability of dropping a value, in [0, 1) (1 would divide by zero when
+        rescaling); a symbolic scalar is taken as is, as in Lasagne.
     rescale : bool, default True
         Divide the kept values by ``1 - p``.
     shared_axes : tuple of int, default ()
@@ -36,6 +39,10 @@ class DropoutLayer(Layer):
 
     def __init__(self, incoming, p=0.5, rescale=True, shared_axes=(), **kwargs):
         super().__init__(incoming, **kwargs)
+        if isinstance(p, bool) or (isinstance(p, numbers.Real) and not 0 <= p < 1):
+            which = f"DropoutLayer {self.name!r}" if self.name else "DropoutLayer"
+            raise ValueError(f"{which}: p (the drop probability) must be a number in [0, 1), "
+                             f"got {p!r}")
         seed = get_rng().randint(1, 2147462579)
         self._rng = pytensor.shared(np.random.default_rng(seed))
         self.p = p

@@ -7,7 +7,31 @@ import numpy as np
 from ..layers import InputLayer, crop_offsets, get_output_shape
 from ..layers.merge import autocrop_array_shapes
 
-__all__ = ["LayerRow", "layer_table", "format_layer_table"]
+__all__ = ["LayerRow", "layer_table", "format_layer_table", "MIN_INPUT_SIZE",
+           "check_input_size"]
+
+#: The smallest height / width the tutorial's FCN-8 (and FCN-16 / FCN-32, same body) can
+#: take. ``conv1_1``'s ``pad=100`` makes conv1 H + 198 high, the five floor 2x2 poolings
+#: divide that by 32 (pool5 = floor((H + 198) / 32)), and ``fc6``, a valid 7x7 convolution,
+#: needs pool5 >= 7: H + 198 >= 7 * 32, so H >= 26 (``docs/fcn8-semantics.md``, section 3).
+MIN_INPUT_SIZE = 7 * 2 ** 5 - 198
+
+
+def check_input_size(height, width, what):
+    """Raise a ValueError naming ``what`` if (height, width) is too small for the network.
+
+    Parameters
+    ----------
+    height, width : int
+    what : str
+        How the size was given (a flag or a file), for the message.
+    """
+    for axis, length in (("height", height), ("width", width)):
+        if length < MIN_INPUT_SIZE:
+            raise ValueError(
+                f"{what}: {axis} {length} is too small for the network; FCN-8/16/32 need at "
+                f"least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} (fc6, a 7x7 convolution, needs "
+                f"pool5 >= 7, i.e. (size + 198) // 32 >= 7); got {height}x{width}")
 
 
 @dataclass
