@@ -93,10 +93,19 @@ def _by_stem(files, kind):
     return by_stem
 
 
-def _describe_orphans(orphans, counterpart_folder, counterpart_kind):
+def _describe_orphans(orphans, counterpart_folder, counterpart_kind, counterpart_suffixes):
     shown = ", ".join(str(path) for path in orphans[:5])
     more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
-    return f"{shown}{more} (no {counterpart_kind} with the same name in {counterpart_folder})"
+    message = f"{shown}{more} (no {counterpart_kind} with the same name in {counterpart_folder}"
+    # a counterpart saved with a suffix this dataset does not read is the usual cause
+    stems = {path.stem for path in orphans}
+    ignored = sorted((entry for entry in Path(counterpart_folder).iterdir()
+                      if entry.is_file() and entry.stem in stems), key=_natural_key)
+    if ignored:
+        message += (f"; {ignored[0].name}{' and others' if len(ignored) > 1 else ''} has the "
+                    f"name, but this dataset reads {counterpart_kind}s only with the suffixes "
+                    f"{', '.join(counterpart_suffixes)}")
+    return message + ")"
 
 
 def pair_files_by_stem(image_folder, mask_folder, image_suffixes=IMAGE_SUFFIXES,
@@ -132,13 +141,14 @@ def pair_files_by_stem(image_folder, mask_folder, image_suffixes=IMAGE_SUFFIXES,
     if images_alone:
         raise FileNotFoundError(
             "image without label map: "
-            + _describe_orphans(images_alone, mask_folder, "label map")
+            + _describe_orphans(images_alone, mask_folder, "label map", mask_suffixes)
         )
     masks_alone = sorted((path for stem, path in masks.items() if stem not in images),
                          key=_natural_key)
     if masks_alone:
         raise FileNotFoundError(
-            "label map without image: " + _describe_orphans(masks_alone, image_folder, "image")
+            "label map without image: "
+            + _describe_orphans(masks_alone, image_folder, "image", image_suffixes)
         )
     return list(images.values()), [masks[stem] for stem in images]
 

@@ -104,6 +104,27 @@ def test_mask_without_image(tmp_path):
         Polyps912(tmp_path, "train")
 
 
+def test_a_mask_with_a_suffix_the_dataset_does_not_read_is_named(tmp_path):
+    """A mask saved as .png (Polyps912 reads .tif) is not reported as simply missing."""
+    write_pair(tmp_path, "train", "a")
+    Image.fromarray(RGB).save(tmp_path / "train" / "images" / "b.bmp")
+    Image.fromarray(MASK).save(tmp_path / "train" / "masks2" / "b.png")
+    with pytest.raises(FileNotFoundError,
+                       match=r"b\.png has the name, but this dataset reads label maps only "
+                             r"with the suffixes \.tif, \.tiff"):
+        Polyps912(tmp_path, "train")
+
+
+def test_an_image_with_a_suffix_the_dataset_does_not_read_is_named(tmp_path):
+    write_pair(tmp_path, "train", "a")
+    Image.fromarray(RGB).save(tmp_path / "train" / "images" / "b.png")
+    tifffile.imwrite(tmp_path / "train" / "masks2" / "b.tif", MASK)
+    with pytest.raises(FileNotFoundError,
+                       match=r"b\.png has the name, but this dataset reads images only "
+                             r"with the suffixes \.bmp\)"):
+        Polyps912(tmp_path, "train")
+
+
 def test_size_mismatch_names_both_files_and_sizes(tmp_path):
     image_path, mask_path = write_pair(tmp_path, "train", "a", mask=np.zeros((3, 3), np.uint8))
     dataset = Polyps912(tmp_path, "train")
