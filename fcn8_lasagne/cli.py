@@ -226,12 +226,12 @@ def _train_config(args):
 
 
 def _train(args):
-    from .training import RunMismatch, TrainingDiverged, _check_settings, train
+    from .training import RunMismatch, TrainingDiverged, check_settings, train
 
     config = _train_config(args)
     if config.dataset != "synthetic" and config.data_dir is None:
         raise SystemExit(f"fcn8 train: -dataset {config.dataset} needs --data-dir")
-    _check_settings(config)  # epochs, patience, batch sizes, augmentation: before any note
+    check_settings(config)  # epochs, patience, batch sizes, augmentation: before any note
     if config.device == "cpu":
         from .ops._gemm import coretype_advice
 

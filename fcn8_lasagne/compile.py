@@ -25,10 +25,10 @@ moves only its inputs and outputs. The old values of the variables a function up
 donated to XLA, which writes the new values into their buffers instead of allocating new
 ones (a training step of FCN-8 then needs no second copy of its 134M parameters and Adam
 moments); so a JAX array taken with ``get_value(borrow=True)`` before a call is deleted by
-it, while ``get_value()`` returns a copy that stays valid. ``get_value()`` then gives a JAX array (``numpy.asarray``
-copies it to the host; ``layers.get_all_param_values`` returns NumPy arrays), and a C-backend
-function compiled here brings such values back to the host before it runs, so the devices
-can take turns on the same network. Random generators (dropout) are the exception:
+it, while ``get_value()`` returns a copy that stays valid. That copy is a JAX array
+(``numpy.asarray`` copies it to the host; ``layers.get_all_param_values`` returns NumPy
+arrays), and a C-backend function compiled here brings such values back to the host before
+it runs, so the devices can take turns on the same network. Random generators (dropout) are the exception:
 PyTensor's JAX backend gives each compiled function its own copy of a generator, which
 starts from the generator's state at compile time and then advances with every call.
 
@@ -42,6 +42,7 @@ JAX without ``jax_enable_x64``, where the C backend, like Theano, accumulates th
 float64; see ``docs/faithfulness.md``.
 """
 
+import functools
 import sys
 import warnings
 
@@ -161,8 +162,10 @@ class HostFunction:
         return getattr(self.function, name)
 
 
+@functools.cache
 def _donating_jax_mode():
-    """PyTensor's JAX mode with a linker that donates the buffers of updated variables."""
+    """PyTensor's JAX mode with a linker that donates the buffers of updated variables (one
+    mode for all functions, as PyTensor's own ``"JAX"`` mode shares its linker)."""
     from pytensor.compile.mode import Mode
     from pytensor.link.jax.linker import JAXLinker
     from pytensor.tensor.type import TensorType
@@ -174,7 +177,7 @@ def _donating_jax_mode():
         def jit_compile(self, fn):
             import jax
 
-            updated = sorted(set((self.fgraph.update_mapping or {}).values()))
+            updated = sorted((self.fgraph.update_mapping or {}).values())
             donated = tuple(index for index in updated
                             if isinstance(self.fgraph.inputs[index].type, TensorType))
             if self.scalar_shape_inputs or not donated:

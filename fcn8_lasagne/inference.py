@@ -1,6 +1,5 @@
 """Using trained weights: build the net for a weight file, predict labels, dump activations."""
 
-import errno
 import os
 
 import numpy as np
@@ -8,6 +7,7 @@ import pytensor.tensor as pt
 
 from . import compile as compiling
 from .data import read_rgb_image
+from .files import atomic_write
 from .layers import get_output, set_all_param_values
 from .metrics import ConfusionMatrix
 from .models import BUILDERS
@@ -49,9 +49,7 @@ def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3):
         raise ValueError(f"unknown model {model!r}; expected one of {sorted(BUILDERS)}")
     values = read_npz_values(path)
     if n_classes is None:
-        if not values or values[-1].ndim != 1:
-            raise ValueError(f"{path}: cannot infer n_classes (last array is not a bias)")
-        n_classes = int(values[-1].shape[0])
+        n_classes, _ = _n_classes_of([value.shape for value in values], path)
     input_var = pt.tensor4("input")
     net = BUILDERS[model](nb_in_channels, input_var, n_classes=n_classes)
     try:
@@ -73,10 +71,13 @@ def weight_n_classes(path):
     shapes : list of tuple
         The shapes of the last two arrays (``upsample.W``, ``upsample.b``), for messages.
     """
-    path = os.fspath(path)
-    shapes = read_npz_shapes(path)
+    return _n_classes_of(read_npz_shapes(path), path)
+
+
+def _n_classes_of(shapes, path):
+    """``(n_classes, last two shapes)`` from the array shapes of the weight file ``path``."""
     if len(shapes) < 2 or len(shapes[-1]) != 1 or len(shapes[-2]) != 4:
-        raise ValueError(f"{path}: cannot infer the class count: the last arrays "
+        raise ValueError(f"{os.fspath(path)}: cannot infer the class count: the last arrays "
                          f"{shapes[-2:]} are not upsample.W (n, n, k, k) and upsample.b (n,)")
     return int(shapes[-1][0]), shapes[-2:]
 
@@ -181,23 +182,8 @@ def overlay(image, labels, n_classes, alpha=0.5):
 
 
 def save_png(array, path):
-    """Write a uint8 array as PNG atomically."""
+    """Write a uint8 array as PNG atomically (:func:`fcn8_lasagne.files.atomic_write`)."""
     from PIL import Image
 
-    from .weights.npz import _naming
-
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder")
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".tmp-{os.path.basename(path)}")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        Image.fromarray(array).save(temporary, format="PNG")
-        os.replace(temporary, path)
-    except BaseException as error:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise _naming(error, path) from error
-        raise
+    atomic_write(path, lambda stream: Image.fromarray(array).save(stream, format="PNG"),
+                 suffix=".png")

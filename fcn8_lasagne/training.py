@@ -27,6 +27,7 @@ import pytensor.tensor as pt
 
 from . import compile as compiling
 from .data import Augmentation, BatchIterator, load_dataset
+from .files import atomic_write
 from .layers import get_all_param_values, get_all_params, get_output, set_all_param_values
 from .metrics import accuracy_metric, crossentropy_metric, jaccard_from_totals, jaccard_metric
 from .models import BUILDERS
@@ -39,6 +40,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingDiverged",
     "RunMismatch",
+    "check_settings",
     "existing_run_files",
     "TrainingFunctions",
     "build_functions",
@@ -258,8 +260,10 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_settings(config):
+def check_settings(config):
     """Reject bad epoch, patience, batch size and augmentation settings before any work.
+
+    :func:`train` calls it first; ``fcn8 train`` also calls it before printing anything.
 
     Raises
     ------
@@ -281,24 +285,12 @@ def _check_settings(config):
     _augmentation(config, void_label=None)
 
 
-def _validate_split(dataset, split, check_size):
-    """``dataset.validate()``, and with ``check_size`` the network's minimum image size.
-
-    Both in one read of each pair (``validate`` reads every pair through ``read_raw``).
-
-    Raises
-    ------
-    ValueError
-        Naming the split and the image file when an image is smaller than the network's
-        minimum input.
-    """
-    if not check_size:
-        dataset.validate()
-        return
-    for index in range(len(dataset)):
-        image, _ = dataset.read_raw(index)
+def _image_size_check(dataset, split):
+    """A ``validate`` check naming the split and file of an image too small for the network."""
+    def check(index, image, _):
         check_input_size(image.shape[0], image.shape[1],
                          f"{split} image {dataset.image_paths[index]}")
+    return check
 
 
 def _check_early_stop_class(config, n_classes):
@@ -334,13 +326,6 @@ def _fingerprint(arrays):
     return digest.hexdigest()
 
 
-def _read_arrays(path):
-    """The ``arr_i`` arrays of an ``.npz``, in order."""
-    with np.load(path, allow_pickle=False) as archive:
-        names = [name for name in archive.files if name.startswith("arr_")]
-        return [archive[f"arr_{i}"] for i in range(len(names))]
-
-
 @contextmanager
 def _sigint_deferred():
     """Hold back Ctrl-C while a group of files is written, then raise it."""
@@ -361,8 +346,8 @@ def _sigint_deferred():
 class _Run:
     """The state of one training run: histories, patience, files.
 
-    The in-memory histories, best score and patience are only changed (:meth:`commit`) after
-    the files they describe are written, and ``training_state.npz`` is written last with a
+    The in-memory histories, best score and patience are only changed after the files they
+    describe are written (in :func:`train`), and ``training_state.npz`` is written last with a
     fingerprint of each weights / errors file it relies on, so that :meth:`restore` can
     refuse a state that does not match them.
     """
@@ -415,7 +400,7 @@ class _Run:
                 if not os.path.exists(path):
                     mismatched.append(f"{name} (missing)")
                     continue
-                values = last_values if name == LAST_WEIGHTS else _read_arrays(path)
+                values = last_values if name == LAST_WEIGHTS else read_npz_values(path)
                 if _fingerprint(values) != expected:
                     mismatched.append(name)
             if mismatched:
@@ -441,10 +426,7 @@ def existing_run_files(savepath):
 def _write_config(config, path, extra):
     lines = [f"{key}: {value}" for key, value in asdict(config).items()]
     lines += [f"{key}: {value}" for key, value in extra.items()]
-    temporary = path + ".tmp"
-    with open(temporary, "w") as stream:
-        stream.write("\n".join(lines) + "\n")
-    os.replace(temporary, path)
+    atomic_write(path, lambda stream: stream.write(("\n".join(lines) + "\n").encode()))
 
 
 def train(config, log=print, progress=True):
@@ -479,7 +461,7 @@ def train(config, log=print, progress=True):
     """
     from tqdm import tqdm
 
-    _check_settings(config)
+    check_settings(config)
     run = _Run(config.savepath)
     if config.resume and config.overwrite:
         raise ValueError("--resume and --overwrite contradict each other: --resume continues "
@@ -504,7 +486,8 @@ def train(config, log=print, progress=True):
     for split, dataset in (("train", train_set), ("valid", valid_set), ("test", test_set)):
         # a bad file, label value or image size fails now, not after epochs; training
         # images are cropped (and padded) to crop_size when there is one
-        _validate_split(dataset, split, check_size=not (split == "train" and cropped))
+        dataset.validate(None if split == "train" and cropped
+                         else _image_size_check(dataset, split))
     n_classes = train_set.n_classes
     _check_early_stop_class(config, n_classes)
     os.makedirs(config.savepath, exist_ok=True)
@@ -629,9 +612,8 @@ def train(config, log=print, progress=True):
     result["test"] = {"loss": err_test, "accuracy": acc_test,
                       "jaccard_per_class": per_class.tolist(), "jaccard": jacc_test,
                       "weights": tested}
-    with open(run.path(RESULTS_FILE) + ".tmp", "w") as stream:
-        json.dump(result, stream, indent=2)
-    os.replace(run.path(RESULTS_FILE) + ".tmp", run.path(RESULTS_FILE))
+    atomic_write(run.path(RESULTS_FILE),
+                 lambda stream: stream.write(json.dumps(result, indent=2).encode()))
     return result
 
 

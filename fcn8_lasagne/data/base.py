@@ -421,15 +421,23 @@ class SegmentationDataset:
             raise IndexError(f"index {index} out of range for {len(self)} images")
         return index % len(self)
 
-    def validate(self):
+    def validate(self, check=None):
         """Read every pair once, so that a bad file fails now rather than mid-training.
+
+        Parameters
+        ----------
+        check : callable, optional
+            ``check(index, image, labels)``, called on every pair as it is read (e.g. a
+            minimum image size); it raises to reject the pair.
 
         Returns
         -------
         self
         """
         for index in range(len(self)):
-            self.read_raw(index)
+            image, labels = self.read_raw(index)
+            if check is not None:
+                check(index, image, labels)
         return self
 
     def class_counts(self):

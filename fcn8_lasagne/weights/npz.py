@@ -5,81 +5,26 @@ A file holds ``arr_0 … arr_{n-1}``, the values of ``get_all_params(net)`` in o
 load here and files written here load in the tutorial.
 """
 
-import errno
 import os
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
+from ..files import atomic_write
 from ..layers import get_all_param_values, set_all_param_values
 
-__all__ = ["save_npz", "load_npz", "read_npz_values", "read_npz_shapes", "atomic_savez",
-           "file_mode"]
+__all__ = ["save_npz", "load_npz", "read_npz_values", "read_npz_shapes", "atomic_savez"]
 
 #: What a truncated or corrupt archive raises while it is opened or read.
 CORRUPT_ARCHIVE_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error)
 
 
-def file_mode():
-    """The mode ``open(path, 'w')`` gives a new file: ``0o666`` less the process umask.
-
-    Read from ``/proc/self/status`` where the kernel reports it (no race); otherwise set and
-    restored at once with ``os.umask``, which is not thread-safe (another thread creating a
-    file in that instant would get umask 0).
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _naming(error, path, action="write"):
-    """``error`` (an OSError) again, with ``path`` in its message instead of a temporary."""
-    if error.errno is None:
-        return type(error)(f"cannot {action} {path}: {error}")
-    try:
-        return type(error)(error.errno, f"cannot {action} {path}: {error.strerror}")
-    except TypeError:  # an OSError subclass with another constructor
-        return OSError(error.errno, f"cannot {action} {path}: {error.strerror}")
-
-
 def atomic_savez(path, *args, **kwds):
-    """``np.savez`` that never leaves a half-written file at ``path``.
-
-    The archive is written to a temporary file in the same folder, flushed to disk, then
-    renamed over ``path``; an existing file stays intact if anything fails. The file gets the
-    mode a plain ``open()`` would give it (``0o666`` less the umask). An ``OSError`` (folder
-    not writable, ``path`` a folder, disk full, …) is raised again naming ``path``, with the
-    original chained.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder")
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = None
-    try:
-        os.makedirs(folder, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(handle, "wb") as stream:
-            os.fchmod(stream.fileno(), file_mode())
-            np.savez(stream, *args, **kwds)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise _naming(error, path) from error
-        raise
+    """``np.savez`` that never leaves a half-written file at ``path``
+    (:func:`fcn8_lasagne.files.atomic_write`: an existing file stays intact if anything
+    fails, and an ``OSError`` names ``path``)."""
+    atomic_write(path, lambda stream: np.savez(stream, *args, **kwds), suffix=".npz")
 
 
 def save_npz(layer, path, **tags):
