@@ -762,7 +762,7 @@ def machine_description():
             versions[package] = None
     description["versions"] = versions
     try:
-        from fcn8_lasagne.ops._gemm import blas_info
+        from fcn8_lasagne.ops._blas import blas_info
 
         description["blas"] = blas_info()
     except (ImportError, AttributeError):

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from fcn8_lasagne.ops import _conv_cpu, set_winograd
-from fcn8_lasagne.ops._gemm import blas_info
+from fcn8_lasagne.ops._blas import blas_info
 
 
 def fcn8_layers(size, n_classes=21):

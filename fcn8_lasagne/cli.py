@@ -233,7 +233,7 @@ def _train(args):
         raise SystemExit(f"fcn8 train: -dataset {config.dataset} needs --data-dir")
     check_settings(config)  # epochs, patience, batch sizes, augmentation: before any note
     if config.device == "cpu":
-        from .ops._gemm import coretype_advice
+        from .ops._blas import coretype_advice
 
         advice = coretype_advice()
         if advice:

@@ -12,6 +12,9 @@ from .pool import pool_2d
 from .reduce import axis_sum
 from . import elemwise  # noqa: F401  (registers the threaded elementwise CPU rewrite)
 from ._winograd import get_winograd, set_winograd
+from ._backend import load_jax_translations
+
+load_jax_translations()
 
 __all__ = [
     "conv2d",

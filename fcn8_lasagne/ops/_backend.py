@@ -25,7 +25,7 @@ import importlib.util
 import sys
 import threading
 
-__all__ = ["register_numba_perform", "register_jax"]
+__all__ = ["register_numba_perform", "register_jax", "load_jax_translations"]
 
 _NUMBA_DISPATCH = "pytensor.link.numba.dispatch.basic"
 _JAX_DISPATCH = "pytensor.link.jax.dispatch.basic"
@@ -151,3 +151,10 @@ def register_jax(make_function):
         return op_class
 
     return decorator
+
+
+def load_jax_translations():
+    """Import :mod:`fcn8_lasagne.ops._jax` (every ``Op``'s JAX translation) as soon as
+    PyTensor loads its JAX dispatch, and not before."""
+    _when_imported(_JAX_DISPATCH,
+                   lambda dispatch: importlib.import_module("fcn8_lasagne.ops._jax"))

@@ -35,7 +35,8 @@ rotated by 180 degrees), ``flip=False`` a cross-correlation.
 import numpy as np
 
 from . import _winograd
-from ._gemm import gemm, parallel_for, spans, worker_count
+from ._blas import gemm
+from ._threads import parallel_for, spans, worker_count
 
 __all__ = [
     "conv2d_forward",

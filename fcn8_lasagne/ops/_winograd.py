@@ -23,7 +23,8 @@ import os
 
 import numpy as np
 
-from ._gemm import gemm, parallel_for, spans, worker_count
+from ._blas import gemm
+from ._threads import parallel_for, spans, worker_count
 
 __all__ = ["winograd_correlation", "winograd_weight_grad", "padded_size", "worthwhile",
            "set_winograd", "get_winograd"]

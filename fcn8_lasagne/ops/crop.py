@@ -16,9 +16,11 @@ from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from ._backend import register_jax, register_numba_perform
+from ._backend import register_numba_perform
 
-__all__ = ["CROP_MODES", "crop_offsets", "crop_to_smallest", "AutoCrop", "AutoCropGrad"]
+__all__ = [
+    "CROP_MODES", "crop_offsets", "crop_to_smallest", "crop_slices", "AutoCrop", "AutoCropGrad",
+]
 
 CROP_MODES = ("lower", "center", "upper")
 
@@ -52,7 +54,7 @@ def crop_offsets(lengths, mode):
     return [(length - smallest) // 2 for length in lengths]
 
 
-def _slices(modes, shapes):
+def crop_slices(modes, shapes):
     """Slices cropping ``shapes[0]`` to the smallest of ``shapes`` on the ``modes`` axes."""
     slices = []
     for axis, mode in enumerate(modes):
@@ -96,8 +98,8 @@ class AutoCrop(Op):
         x = inputs[0]
         # always a new array: when nothing is cut the slice is x itself, and PyTensor may
         # update an Op's output in place (an ElemwiseSum after the crop does)
-        output_storage[0][0] = np.array(x[_slices(self.modes, [value.shape for value in inputs])],
-                                        copy=True)
+        slices = crop_slices(self.modes, [value.shape for value in inputs])
+        output_storage[0][0] = np.array(x[slices], copy=True)
 
     def infer_shape(self, *args):
         # (fgraph, node, shapes) before PyTensor 3.3, (node, shapes) since
@@ -133,7 +135,7 @@ class AutoCropGrad(Op):
     def perform(self, node, inputs, output_storage):
         gz, x = inputs[:2]
         grad = np.zeros(x.shape, dtype=gz.dtype)
-        grad[_slices(self.modes, [value.shape for value in inputs[1:]])] = gz
+        grad[crop_slices(self.modes, [value.shape for value in inputs[1:]])] = gz
         output_storage[0][0] = grad
 
     def infer_shape(self, *args):
@@ -173,26 +175,5 @@ def crop_to_smallest(inputs, cropping):
     return [op(x, *(other for other in inputs if other is not x)) for x in inputs]
 
 
-def _jax_crop(op, node):
-    modes = op.modes
-
-    def crop(x, *others):
-        return x[_slices(modes, [x.shape] + [other.shape for other in others])]
-
-    return crop
-
-
-def _jax_crop_grad(op, node):
-    import jax.numpy as jnp
-
-    modes = op.modes
-
-    def crop_grad(gz, x, *others):
-        slices = _slices(modes, [x.shape] + [other.shape for other in others])
-        return jnp.zeros(x.shape, dtype=gz.dtype).at[slices].set(gz)
-
-    return crop_grad
-
-
-register_numba_perform(register_jax(_jax_crop)(AutoCrop))
-register_numba_perform(register_jax(_jax_crop_grad)(AutoCropGrad))
+register_numba_perform(AutoCrop)
+register_numba_perform(AutoCropGrad)

@@ -36,7 +36,7 @@ from pytensor.graph.rewriting.basic import in2out, node_rewriter
 import pytensor.scalar as ps
 from pytensor.tensor.elemwise import Elemwise
 
-from ._gemm import parallel_for, spans
+from ._threads import parallel_for, spans
 from .reduce import CPU_REWRITES
 
 __all__ = ["ThreadedElemwise", "local_threaded_elemwise", "UFUNCS", "SLOW_IN_C"]

@@ -12,7 +12,7 @@ from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from ._backend import register_jax, register_numba_perform
+from ._backend import register_numba_perform
 
 __all__ = ["FullLike", "full_like"]
 
@@ -51,13 +51,4 @@ def full_like(x, value, dtype=None):
     return FullLike(value, dtype or x.dtype)(x)
 
 
-def _jax_full_like(op, node):
-    import jax.numpy as jnp
-
-    def fill(x):
-        return jnp.full(x.shape, op.value, dtype=op.dtype)
-
-    return fill
-
-
-register_numba_perform(register_jax(_jax_full_like)(FullLike))
+register_numba_perform(FullLike)

@@ -285,7 +285,7 @@ def _tiled_max_pool_grad(x, z, gz, ws):
     on the pool threads: the large temporaries of a whole-array version cost more in
     first-touch page faults than the arithmetic, and the blocks stay in cache across taps.
     """
-    from ._gemm import parallel_for, spans  # the package's thread pool
+    from ._threads import parallel_for, spans  # the package's thread pool
 
     batch, channels = x.shape[:2]
     (kh, kw), (oh, ow) = ws, z.shape[2:]

@@ -19,8 +19,8 @@ from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import node_rewriter
 from pytensor.tensor.math import Sum
 
-from ._backend import register_jax, register_numba_perform
-from ._gemm import parallel_for, spans, worker_count
+from ._backend import register_numba_perform
+from ._threads import parallel_for, spans, worker_count
 
 __all__ = ["AxisSum", "axis_sum", "local_axis_sum", "CPU_REWRITES"]
 
@@ -104,17 +104,6 @@ def local_axis_sum(fgraph, node):
     return [AxisSum(kept, out.dtype, node.op.acc_dtype or out.dtype)(x)]
 
 
-def _jax_axis_sum(op, node):
-    import jax.numpy as jnp
-
-    others = tuple(a for a in range(node.inputs[0].type.ndim) if a != op.axis)
-
-    def axis_sum_jax(x):
-        return jnp.sum(x, axis=others).astype(op.dtype)
-
-    return axis_sum_jax
-
-
-register_numba_perform(register_jax(_jax_axis_sum)(AxisSum))
+register_numba_perform(AxisSum)
 # Not tagged fast_run: only the CPU mode of fcn8_lasagne.compile includes it.
 optdb["specialize"].register("local_axis_sum", local_axis_sum, CPU_REWRITES)

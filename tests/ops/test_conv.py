@@ -379,7 +379,7 @@ def test_op_props():
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
                                               (True, True)])
 def test_gemm_on_strided_views(rng, dtype, trans_a, trans_b):
-    from fcn8_lasagne.ops._gemm import gemm
+    from fcn8_lasagne.ops._blas import gemm
 
     big_a, big_b = random(rng, (40, 50), dtype), random(rng, (60, 70), dtype)
     a = big_a[3:3 + 7, 5:5 + 9] if not trans_a else big_a[3:3 + 9, 5:5 + 7]
@@ -396,7 +396,7 @@ def test_gemm_on_strided_views(rng, dtype, trans_a, trans_b):
 
 
 def test_parallel_for_states_and_errors():
-    from fcn8_lasagne.ops._gemm import parallel_for
+    from fcn8_lasagne.ops._threads import parallel_for
 
     def add(task, state):
         state.append(task)
@@ -413,7 +413,7 @@ def test_parallel_for_states_and_errors():
 
 
 def test_nested_parallel_for_runs_serially():
-    from fcn8_lasagne.ops._gemm import parallel_for
+    from fcn8_lasagne.ops._threads import parallel_for
 
     def outer(task, state):
         state.extend(sum(parallel_for(range(3), lambda t, s: s.append((task, t)), list), []))
@@ -454,7 +454,7 @@ def test_backends_register_lazily():
 
 
 def test_coretype_advice_names_a_forced_pre_avx512_core(tmp_path, monkeypatch):
-    from fcn8_lasagne.ops._gemm import coretype_advice
+    from fcn8_lasagne.ops._blas import coretype_advice
 
     avx512, avx2 = tmp_path / "avx512", tmp_path / "avx2"
     avx512.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n")

@@ -1,33 +1,25 @@
-"""Direct access to the BLAS ``?gemm`` routines that SciPy links against, and threads.
+"""Direct access to the BLAS ``?gemm`` routines that SciPy links against.
 
 NumPy's ``matmul`` cannot accumulate into its output (``beta = 1``), and SciPy's Python
 wrappers copy row-major operands. The convolution kernels need both, so this module calls
 the Fortran ``sgemm``/``dgemm`` behind :mod:`scipy.linalg.cython_blas` through ``ctypes``:
 row-major views with any leading dimension (row stride) go in without copies, and ``ctypes``
-releases the GIL during the call.
-
-The kernels split their work into blocks and run them with :func:`parallel_for` on a small
-thread pool, each GEMM single-threaded. OpenBLAS's own threading synchronises its threads
-at every call; on a busy machine a descheduled thread then stalls each of the hundreds of
-GEMMs of a convolution, while pool threads that pull blocks from a queue just share the
-work differently.
+releases the GIL during the call. The worker threads that run many such GEMMs side by side
+are in :mod:`._threads`.
 
 OpenBLAS picks its kernels for the CPU unless ``OPENBLAS_CORETYPE`` forces a choice; on an
 AVX-512 machine forcing ``Haswell`` (AVX2) halves the GEMM throughput. :func:`blas_info`
 reports the kernels in use and :func:`coretype_advice` says when such a setting slows us.
 """
 
-import atexit
-import concurrent.futures
 import contextlib
 import ctypes
-import itertools
 import os
 import threading
 
 import numpy as np
 
-__all__ = ["gemm", "blas_info", "coretype_advice", "parallel_for", "spans", "worker_count"]
+__all__ = ["gemm", "blas_info", "coretype_advice", "blas_thread_count", "single_threaded_blas"]
 
 
 def _capsule_address(capsule):
@@ -94,55 +86,34 @@ def _thread_controls():
 
 
 _GET_THREADS, _SET_THREADS = _thread_controls()
-# As many workers as OpenBLAS would use threads (it honours OPENBLAS_NUM_THREADS and the
-# CPU affinity); one worker, leaving the threading to the BLAS, when it cannot be steered.
-_WORKERS = max(1, _GET_THREADS()) if _GET_THREADS is not None else 1
-_pool = None
-_pool_lock = threading.Lock()
+_lock = threading.Lock()
 _single_thread_users = 0
 _saved_threads = None
-# Set in pool threads: a parallel_for inside a task runs serially instead of waiting for
-# the (busy) pool.
-_in_worker = threading.local()
 
 
-def worker_count():
-    """Number of threads :func:`parallel_for` runs blocks on."""
-    return _WORKERS
+def blas_thread_count():
+    """Threads OpenBLAS would use (it honours ``OPENBLAS_NUM_THREADS`` and the CPU
+    affinity); 1 when its thread count cannot be read."""
+    return max(1, _GET_THREADS()) if _GET_THREADS is not None else 1
 
 
-def _get_pool():
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(
-                _WORKERS, thread_name_prefix="fcn8_lasagne-blas")
-        return _pool
-
-
-def _forget_pool():
-    global _pool, _single_thread_users
-    _pool, _single_thread_users = None, 0
-
-
-def _shutdown_pool():
-    if _pool is not None:
-        _pool.shutdown(wait=False)
+def _forget_users():
+    global _single_thread_users
+    _single_thread_users = 0
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-atexit.register(_shutdown_pool)
+    os.register_at_fork(after_in_child=_forget_users)
 
 
 @contextlib.contextmanager
-def _single_threaded_blas():
+def single_threaded_blas():
     """Make ``gemm`` single-threaded while any caller is inside (reference counted)."""
     global _single_thread_users, _saved_threads
     if _SET_THREADS is None:
         yield
         return
-    with _pool_lock:
+    with _lock:
         if _single_thread_users == 0:
             _saved_threads = _GET_THREADS()
             _SET_THREADS(1)
@@ -150,71 +121,10 @@ def _single_threaded_blas():
     try:
         yield
     finally:
-        with _pool_lock:
+        with _lock:
             _single_thread_users -= 1
             if _single_thread_users == 0:
                 _SET_THREADS(_saved_threads)
-
-
-# Below this many floating-point operations, handing tasks to threads costs more than it saves.
-_PARALLEL_FLOPS = 1 << 25
-
-
-def spans(length, size):
-    """``(start, stop)`` pairs covering ``range(length)`` in steps of ``size``: the blocks
-    that tasks of :func:`parallel_for` usually cover."""
-    return [(start, min(length, start + size)) for start in range(0, length, size)]
-
-
-def parallel_for(tasks, body, make_state=None, flops=None):
-    """Run ``body(task, state)`` for every task on the worker threads, GEMMs single-threaded.
-
-    Workers pull tasks from a shared queue, so a worker that the OS deschedules delays only
-    the tasks it holds. Tasks must write disjoint outputs, or accumulate into their
-    worker's ``state``.
-
-    Parameters
-    ----------
-    tasks : sequence
-    body : callable
-        ``body(task, state)``; exceptions propagate to the caller.
-    make_state : callable, optional
-        Creates one state object per worker (default: None).
-    flops : float, optional
-        Work of all tasks together; small jobs run in the calling thread.
-
-    Returns
-    -------
-    list
-        The states of the workers that ran at least one task.
-    """
-    tasks = list(tasks)
-    serial = _WORKERS == 1 or len(tasks) < 2 or getattr(_in_worker, "active", False)
-    if serial or (flops is not None and flops < _PARALLEL_FLOPS):
-        state = None if make_state is None else make_state()
-        for task in tasks:
-            body(task, state)
-        return [state] if tasks else []
-    counter = itertools.count()
-    lock = threading.Lock()
-
-    def work():
-        _in_worker.active = True
-        state = None if make_state is None else make_state()
-        ran = False
-        while True:
-            with lock:
-                index = next(counter)
-            if index >= len(tasks):
-                return state, ran
-            body(tasks[index], state)
-            ran = True
-
-    with _single_threaded_blas():
-        futures = [_get_pool().submit(work) for _ in range(min(_WORKERS, len(tasks)))]
-        concurrent.futures.wait(futures)
-    results = [future.result() for future in futures]
-    return [state for state, ran in results if ran]
 
 
 def blas_info():
@@ -225,10 +135,11 @@ def blas_info():
     dict
         ``{'direct': bool, 'core': str or None, 'workers': int}``: ``direct`` is False when
         ``gemm`` falls back to ``numpy.matmul``; ``core`` names the OpenBLAS kernels;
-        ``workers`` is :func:`worker_count`.
+        ``workers`` is the number of
+        worker threads (:func:`._threads.worker_count`).
     """
     core = None if _BLAS_LIBRARY is None else _openblas_core_name(_BLAS_LIBRARY)
-    return {"direct": bool(_GEMM), "core": core, "workers": _WORKERS}
+    return {"direct": bool(_GEMM), "core": core, "workers": blas_thread_count()}
 
 
 #: OpenBLAS core types whose kernels use AVX-512.
