@@ -42,6 +42,10 @@ setup(
             "nbclient>=0.7",
             "nbformat>=5",
             "ipykernel>=6",
+            "hypothesis>=6",
+            # the cross-checks against PyTorch (conv, Caffe-semantics FCN, .pth files); the
+            # CPU build is enough
+            "torch>=2.0",
         ],
     },
     entry_points={"console_scripts": ["fcn8 = fcn8_lasagne.cli:main"]},
