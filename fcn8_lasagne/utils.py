@@ -12,6 +12,7 @@ Small helpers shared by the library, with Lasagne's names (``lasagne.utils``).
     one_hot
     as_theano_expression
     collect_shared_vars
+    unroll_scan
 
 The name :func:`as_theano_expression` is kept from Lasagne so that tutorial code
 runs unchanged; it returns PyTensor variables.
@@ -36,6 +37,7 @@ __all__ = [
     "as_theano_expression",
     "collect_shared_vars",
     "host_value",
+    "unroll_scan",
 ]
 
 #: The types accepted as integers: Python ints and NumPy integer scalars.
@@ -274,3 +276,46 @@ def collect_shared_vars(expressions):
         elif variable.owner is not None:
             to_visit.extend(variable.owner.inputs[::-1])
     return found
+
+
+def unroll_scan(fn, sequences, outputs_info, non_sequences, n_steps, go_backwards=False):
+    """Unroll a recurrence into ``n_steps`` copies of ``fn`` (Lasagne's ``unroll_scan``).
+
+    The arguments are ``pytensor.scan``'s, and so is the order in which ``fn`` receives
+    them: one slice of each sequence, the previous values of the outputs, the non-sequences.
+    ``truncate_gradient`` is not supported (the graph is explicit).
+
+    Parameters
+    ----------
+    fn : callable
+        The step; returns one variable or a list/tuple of them (one per output).
+    sequences : TensorVariable or list of TensorVariable
+        Iterated over their first axis.
+    outputs_info : list of TensorVariable
+        The initial value of each recurrent output.
+    non_sequences : list of TensorVariable
+        Passed unchanged to every step.
+    n_steps : int
+        Number of steps (a Python int).
+    go_backwards : bool
+        Visit ``sequences[n_steps - 1]`` first and ``sequences[0]`` last.
+
+    Returns
+    -------
+    list of TensorVariable
+        For each output, its values stacked along a new first axis in the order the steps
+        ran (as ``scan``: with ``go_backwards`` the first entry is the last position's).
+    """
+    if not isinstance(sequences, (list, tuple)):
+        sequences = [sequences]
+    steps = range(n_steps)
+    if go_backwards:
+        steps = steps[::-1]
+    per_step = []
+    previous = list(outputs_info)
+    for i in steps:
+        out = fn(*([s[i] for s in sequences] + previous + list(non_sequences)))
+        out = [out] if isinstance(out, Variable) else list(out)
+        per_step.append(out)
+        previous = out
+    return [pt.stack([outs[k] for outs in per_step]) for k in range(len(per_step[0]))]

@@ -25,6 +25,7 @@ from .merge import (
 from .noise import DropoutLayer, dropout
 from .normalization import BatchNormLayer, batch_norm
 from .pool import MaxPool2DLayer, Pool2DLayer
+from .recurrent import CustomRecurrentLayer, GRULayer, Gate, LSTMLayer, RecurrentLayer
 from .shape import (
     DimshuffleLayer,
     FlattenLayer,
@@ -49,6 +50,7 @@ __all__ = [
     "SliceLayer", "PadLayer", "pad",
     "NonlinearityLayer", "BiasLayer", "ScaleLayer", "ExpressionLayer",
     "DenseLayer", "BatchNormLayer", "batch_norm",
+    "CustomRecurrentLayer", "RecurrentLayer", "Gate", "LSTMLayer", "GRULayer",
     "get_all_layers", "get_output", "get_output_shape", "get_all_params", "count_params",
     "get_all_param_values", "set_all_param_values",
 ]
