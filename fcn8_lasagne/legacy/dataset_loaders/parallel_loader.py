@@ -256,9 +256,6 @@ class ThreadedDataset:
     def fetch_from_dataset(self, batch_to_load):
         """Load, transform and stack the items of one batch (see the module notes)."""
         batch = {}
-        if self.fill_last_batch and len(batch_to_load) < self.batch_size:
-            batch_to_load = list(batch_to_load) + [batch_to_load[-1]] * (
-                self.batch_size - len(batch_to_load))
         for sequence in batch_to_load:
             item = self.load_sequence(sequence)
             data = np.asarray(item["data"], dtype=np.float32)
@@ -295,6 +292,9 @@ class ThreadedDataset:
             item = dict(item, data=np.ascontiguousarray(image), labels=label, raw_data=raw)
             for key, value in item.items():
                 batch.setdefault(key, []).append(value)
+        if self.fill_last_batch:  # repeat the last item as it came out (not re-augmented)
+            for values in batch.values():
+                values.extend([values[-1]] * (self.batch_size - len(batch_to_load)))
         for key, values in batch.items():
             try:
                 batch[key] = np.array(values)

@@ -8,6 +8,8 @@ name PyTensor has under Theano's name are PyTensor's. ``theano.tensor`` and
 ``theano.ifelse``, ...) are PyTensor's modules of the same name.
 """
 
+import warnings
+
 import pytensor
 from pytensor.graph.replace import clone_replace
 
@@ -94,11 +96,14 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     """``theano.scan``: PyTensor's scan, returning ``(outputs, updates)`` as Theano's did."""
     from pytensor.scan.basic import scan as pytensor_scan
 
-    return pytensor_scan(fn, sequences=sequences, outputs_info=outputs_info,
-                         non_sequences=non_sequences, n_steps=n_steps,
-                         truncate_gradient=truncate_gradient, go_backwards=go_backwards,
-                         mode=mode, name=name, profile=profile, allow_gc=allow_gc,
-                         strict=strict, return_list=return_list, return_updates=True)
+    with warnings.catch_warnings():  # PyTensor's coming signature change; Theano's is kept
+        warnings.filterwarnings("ignore", message="Scan return signature will change",
+                                category=DeprecationWarning)
+        return pytensor_scan(fn, sequences=sequences, outputs_info=outputs_info,
+                             non_sequences=non_sequences, n_steps=n_steps,
+                             truncate_gradient=truncate_gradient, go_backwards=go_backwards,
+                             mode=mode, name=name, profile=profile, allow_gc=allow_gc,
+                             strict=strict, return_list=return_list, return_updates=True)
 
 
 def _graph(name):

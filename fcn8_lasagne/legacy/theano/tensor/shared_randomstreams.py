@@ -7,6 +7,8 @@ the functions that use it (a default update). The streams are NumPy's PCG64, not
 ``RandomState`` streams: the same seed gives other numbers than under Theano.
 """
 
+import warnings
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -60,8 +62,10 @@ class RandomStreams:
 
     def _draw(self, sampler, *args, **kwargs):
         generator = pytensor.shared(np.random.default_rng(self.gen_seedgen.randint(2 ** 30)))
-        next_state, value = sampler(*args, rng=generator, **kwargs).owner.outputs
-        generator.default_update = next_state
+        with warnings.catch_warnings():  # PyTensor's API changes, not the script's concern
+            warnings.simplefilter("ignore", DeprecationWarning)
+            next_state, value = sampler(*args, rng=generator, **kwargs).owner.outputs
+            generator.default_update = next_state
         self.state_updates.append((generator, next_state))
         return value
 

@@ -83,7 +83,7 @@ def ultra_fast_sigmoid(x):
     z = pt.switch(magnitude < 1.7, 1.5 * magnitude / (1 + magnitude),
                   pt.switch(magnitude < 3, 0.935409070603099
                             + 0.0458812946797165 * (magnitude - 1.7), 0.99505475368673))
-    return pt.cast(0.5 * pt.sgn(half) * z + 0.5, x.dtype)
+    return pt.cast(0.5 * pt.sign(half) * z + 0.5, x.dtype)
 
 
 def categorical_crossentropy(coding_dist, true_dist):
