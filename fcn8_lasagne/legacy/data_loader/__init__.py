@@ -2,7 +2,7 @@
 scripts: ``data_loader.cortical_layers.Cortical6LayersDataset`` (not yet implemented)."""
 
 from .._errors import shim_getattr
-from . import cortical_layers
+from . import cortical_layers  # noqa: F401  (the submodule)
 
 __legacy_shim__ = True
 

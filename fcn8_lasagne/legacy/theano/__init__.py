@@ -31,8 +31,7 @@ dprint = pytensor.dprint
 pp = pytensor.printing.pp
 debugprint = pytensor.printing.debugprint
 
-from . import tensor  # noqa: E402  (after the names tensor's shims use)
-from . import sandbox  # noqa: E402
+from . import sandbox, tensor  # noqa: E402, F401  (the shim's submodules)
 
 # Theano's mode names -> what fcn8_lasagne.compile.function is given. ``None`` and
 # 'FAST_RUN' (Theano's default: C code, every rewrite) use the device's mode: the C VM with

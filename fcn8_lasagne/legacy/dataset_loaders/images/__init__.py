@@ -1,7 +1,7 @@
 """``dataset_loaders.images``: ``polyps912`` and ``isbi_em_stacks``."""
 
 from ..._errors import shim_getattr
-from . import isbi_em_stacks, polyps912
+from . import isbi_em_stacks, polyps912  # noqa: F401  (the submodules)
 
 __legacy_shim__ = True
 

@@ -5,7 +5,7 @@
 """
 
 from ..._errors import shim_getattr
-from . import rng_mrg
+from . import rng_mrg  # noqa: F401  (the submodule)
 
 __legacy_shim__ = True
 

@@ -5,7 +5,7 @@ convolutions, not Theano's pooling.)
 """
 
 from ...._errors import shim_getattr
-from . import pool
+from . import pool  # noqa: F401  (the submodule)
 
 __legacy_shim__ = True
 
