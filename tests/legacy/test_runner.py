@@ -89,9 +89,9 @@ HELPER_MODULE = '''
 '''
 
 
-def _run(script, *args, cwd, env_extra=None):
+def _run(*args, cwd, env_extra=None):
     env = dict(os.environ, PYTHONPATH=str(REPOSITORY), **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "fcn8_lasagne.legacy", str(script), *args],
+    return subprocess.run([sys.executable, "-m", "fcn8_lasagne.legacy", *map(str, args)],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -134,3 +134,20 @@ def test_a_missing_theano_name_stops_the_script_with_the_reason(tmp_path):
 def test_runner_refuses_a_missing_script(tmp_path):
     result = _run(tmp_path / "absent.py", cwd=tmp_path)
     assert result.returncode != 0 and "no such script" in result.stderr
+
+
+def test_runner_options_set_the_data_folder_and_device(tmp_path):
+    data = write_polyps(tmp_path / "data")
+    script = tmp_path / "options.py"
+    script.write_text(textwrap.dedent('''
+        import os
+        import fcn8_lasagne.legacy
+        from dataset_loaders.images.polyps912 import Polyps912Dataset
+        print(__name__, fcn8_lasagne.legacy.get_device(), os.environ["FCN8_LEGACY_DATA_DIR"],
+              Polyps912Dataset(which_set="test").nbatches)
+    '''))
+    env = {"THEANO_FLAGS": "device=cuda,floatX=float32"}
+    result = _run("--device", "jax", "--data-dir", str(data), script, cwd=tmp_path,
+                  env_extra=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["__main__", "jax", str(data), "2"]
