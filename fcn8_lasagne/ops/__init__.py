@@ -8,6 +8,8 @@ All tensors are NCHW.
 
 from .shapes import conv_input_length, conv_output_length, normalize_pad, pool_output_length
 from .conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights
+from .conv import (conv1d, conv1d_grad_wrt_inputs, conv1d_grad_wrt_weights, conv3d,
+                   conv3d_grad_wrt_inputs, conv3d_grad_wrt_weights)
 from .pool import pool_2d
 from .reduce import axis_sum
 from . import elemwise  # noqa: F401  (registers the threaded elementwise CPU rewrite)
@@ -20,6 +22,12 @@ __all__ = [
     "conv2d",
     "conv2d_grad_wrt_inputs",
     "conv2d_grad_wrt_weights",
+    "conv1d",
+    "conv1d_grad_wrt_inputs",
+    "conv1d_grad_wrt_weights",
+    "conv3d",
+    "conv3d_grad_wrt_inputs",
+    "conv3d_grad_wrt_weights",
     "pool_2d",
     "axis_sum",
     "conv_output_length",

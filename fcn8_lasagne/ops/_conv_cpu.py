@@ -1,6 +1,8 @@
 """CPU kernels of the convolution ops: BLAS GEMMs on views of zero-padded images.
 
-Three strategies, picked per call by :func:`_strategy`, and a faster variant of the first:
+The kernels handle 2 and 3 spatial axes directly (1-D convolutions run as 2-D ones with a
+singleton axis), with strides, filter dilation and channel groups. Four strategies,
+picked per call by :func:`_strategy`:
 
 *Shifted views* (stride 1, images that are large next to the filter count). On a
 zero-padded image flattened to ``(C, Hp * Wp)``, output pixel ``(i, j)`` of kernel tap
@@ -9,28 +11,37 @@ output laid out on the padded width (column ``i * Wp + j``), each tap is one GEM
 ``(F, C)`` weight slice with the *view* ``x_flat[:, u * Wp + v:][:, :length]``; the
 ``kh * kw`` GEMMs accumulate into one output and the ``Wp - Wout`` wrapped columns of each
 row are skipped at the end. No patch matrix is built. The columns are cut into blocks that
-stay in cache across the taps and are shared out to the worker threads.
+stay in cache across the taps and are shared out to the worker threads. A dilated kernel
+shifts by ``u * dilation`` instead of ``u``; a 3-D image is flattened to
+``(C, Dp * Hp * Wp)`` the same way (tap ``(t, u, v)`` shifts by ``(t Hp + u) Wp + v``).
 
-*Phases* (strides ``s`` no larger than the kernel). A stride-``s`` convolution is a stride-1
-convolution of the ``s * s`` phase images (space-to-depth, ``C * s * s`` channels) with
-sub-kernels of ``ceil(k / s)`` taps; a strided transposed convolution is the stride-1
-transposed convolution of those, interleaved back (depth-to-space). Both then run on
-shifted views, without scatter-adds.
+*Phases* (2-D, undilated, strides ``s`` no larger than the kernel). A stride-``s``
+convolution is a stride-1 convolution of the ``s * s`` phase images (space-to-depth,
+``C * s * s`` channels) with sub-kernels of ``ceil(k / s)`` taps; a strided transposed
+convolution is the stride-1 transposed convolution of those, interleaved back
+(depth-to-space). Both then run on shifted views, without scatter-adds.
 
-*Unfolding* (small images with many filters, such as FCN's fc6, 1x1 kernels, and strides
-larger than the kernel). The patches are copied into a ``(C * kh * kw, B * Hout * Wout)``
-matrix and a few large GEMMs read the weights once.
+*Unfolding* (small images with many filters, such as FCN's fc6, 1x1 kernels, strides
+larger than the kernel, and strided 3-D or dilated convolutions). The patches are copied
+into a ``(C * prod(k), B * prod(out))`` matrix and a few large GEMMs read the weights once.
 
-*Winograd* (stride-1 3x3 kernels with many channels, :mod:`._winograd`). The shifted-view
-case of those layers, their input and their weight gradients, computed by Winograd's
-F(2x2, 3x3) in 2.25 times fewer products; :func:`._winograd.worthwhile` decides,
-``set_winograd(False)`` turns it off. Float32 results then differ from the direct sum by
-about twice its rounding error (a documented difference from Theano's ``CorrMM``,
+*Winograd* (2-D stride-1 undilated 3x3 kernels with many channels, :mod:`._winograd`). The
+shifted-view case of those layers, their input and their weight gradients, computed by
+Winograd's F(2x2, 3x3) in 2.25 times fewer products; :func:`._winograd.worthwhile`
+decides, ``set_winograd(False)`` turns it off. Float32 results then differ from the direct
+sum by about twice its rounding error (a documented difference from Theano's ``CorrMM``,
 ``docs/faithfulness.md``).
+
+*Groups* split the channels and filters into ``groups`` contiguous blocks (Theano's
+layout: weights ``(F, C / groups, k...)``); each group runs the ungrouped kernel on its
+channel slices, the groups shared out to the worker threads when there are enough of them.
 
 Kernels work on NumPy arrays of one dtype; ``flip=True`` means a true convolution (kernel
 rotated by 180 degrees), ``flip=False`` a cross-correlation.
 """
+
+import itertools
+import math
 
 import numpy as np
 
@@ -39,11 +50,16 @@ from ._blas import gemm
 from ._threads import parallel_for, spans, worker_count
 
 __all__ = [
+    "conv_forward",
+    "conv_backward_input",
+    "conv_backward_weights",
     "conv2d_forward",
     "conv2d_backward_input",
     "conv2d_backward_weights",
     "check_forward_shapes",
+    "output_shape",
     "pad_images",
+    "pad_nd",
 ]
 
 # Bytes of output (forward) or of operands (weight gradient) per block of columns: a block
@@ -77,96 +93,136 @@ def _parallel_assign(destination, source):
     parallel_for(spans(channels, block), copy)
 
 
+def pad_nd(x, pads, totals=None):
+    """Zero-pad (or, for negative pads, crop) the spatial axes of ``x`` (B, C, ...).
+
+    ``x`` goes to offset ``pads[i]`` of spatial axis ``i`` of a new C-contiguous array of
+    spatial size ``totals`` (default: symmetric padding, ``size + 2 * pad``).
+    """
+    spatial = x.shape[2:]
+    if totals is None:
+        totals = [n + 2 * p for n, p in zip(spatial, pads)]
+    totals = [n + 2 * p if t is None else t for n, p, t in zip(spatial, pads, totals)]
+    padded = np.zeros(x.shape[:2] + tuple(totals), dtype=x.dtype)
+    source, target = [slice(None)] * 2, [slice(None)] * 2
+    for n, p, t in zip(spatial, pads, totals):
+        src0, dst0 = max(0, -p), max(0, p)
+        count = min(n - src0, t - dst0)
+        if count <= 0:
+            return padded
+        source.append(slice(src0, src0 + count))
+        target.append(slice(dst0, dst0 + count))
+    _parallel_assign(padded[tuple(target)], x[tuple(source)])
+    return padded
+
+
 def pad_images(x, pad_h, pad_w, total_h=None, total_w=None):
     """Zero-pad (or, for negative pads, crop) the two spatial axes of ``x``.
 
     ``x`` goes to rows ``pad_h``..., columns ``pad_w``... of a new C-contiguous array of
     spatial size ``(total_h, total_w)`` (default: symmetric padding).
     """
-    batch, channels, height, width = x.shape
-    total_h = height + 2 * pad_h if total_h is None else total_h
-    total_w = width + 2 * pad_w if total_w is None else total_w
-    padded = np.zeros((batch, channels, total_h, total_w), dtype=x.dtype)
-    src_h0, dst_h0 = max(0, -pad_h), max(0, pad_h)
-    src_w0, dst_w0 = max(0, -pad_w), max(0, pad_w)
-    rows = min(height - src_h0, total_h - dst_h0)
-    cols = min(width - src_w0, total_w - dst_w0)
-    if rows > 0 and cols > 0:
-        _parallel_assign(padded[:, :, dst_h0:dst_h0 + rows, dst_w0:dst_w0 + cols],
-                         x[:, :, src_h0:src_h0 + rows, src_w0:src_w0 + cols])
-    return padded
+    return pad_nd(x, (pad_h, pad_w), (total_h, total_w))
 
 
 def _contiguous_images(x, pad):
     """``x`` padded by ``pad``; ``x`` itself when no padding or copy is needed."""
-    if pad == (0, 0) and x.flags.c_contiguous:
+    if not any(pad) and x.flags.c_contiguous:
         return x
-    return pad_images(x, *pad)
+    return pad_nd(x, pad)
 
 
-def _shifted_view_correlation(padded, tap_weights, out_h, out_w, flip):
+def _grid_steps(spatial):
+    """Element offsets of one step along each axis of a C-ordered grid of ``spatial``."""
+    steps = [1] * len(spatial)
+    for axis in range(len(spatial) - 2, -1, -1):
+        steps[axis] = steps[axis + 1] * spatial[axis + 1]
+    return steps
+
+
+def _tap_shifts(kernel, dilation, steps):
+    """``[(tap, flat shift)]`` of every kernel tap, in C order."""
+    return [(tap, sum(t * d * s for t, d, s in zip(tap, dilation, steps)))
+            for tap in itertools.product(*(range(k) for k in kernel))]
+
+
+def _ones(n):
+    return (1,) * n
+
+
+def _shifted_view_correlation(padded, tap_weights, out_shape, flip, dilation=None):
     """Stride-1 correlation of padded images with per-tap weight matrices.
 
     Parameters
     ----------
-    padded : ndarray, (B, C, Hp, Wp), C-contiguous
-    tap_weights : ndarray, (kh, kw, F, C), C-contiguous
-        ``tap_weights[u, v]`` multiplies the input shifted by ``(u, v)``, or by
-        ``(kh-1-u, kw-1-v)`` when ``flip``.
-    out_h, out_w : int
-        ``Hp - kh + 1`` and ``Wp - kw + 1``.
+    padded : ndarray, (B, C, *Sp), C-contiguous
+    tap_weights : ndarray, (*k, F, C), C-contiguous
+        ``tap_weights[u, v]`` multiplies the input shifted by ``(u, v)`` (times the
+        dilation), or by ``(kh-1-u, kw-1-v)`` when ``flip``.
+    out_shape : tuple of int
+        ``Sp - (k - 1) * dilation``.
+    dilation : tuple of int, optional
 
     Returns
     -------
-    ndarray, (B, F, out_h, out_w)
-        A view that skips the wrapped columns of a ``(B, F, out_h, Wp)`` buffer.
+    ndarray, (B, F, *out_shape)
+        A view that skips the wrapped columns of a ``(B, F, out_shape[0], *Sp[1:])`` buffer.
     """
-    batch, channels, padded_h, padded_w = padded.shape
-    kernel_h, kernel_w, filters, _ = tap_weights.shape
-    length = (out_h - 1) * padded_w + out_w
-    images = padded.reshape(batch, channels, padded_h * padded_w)
-    out = np.empty((batch, filters, out_h * padded_w), dtype=padded.dtype)
-    taps = [(u, v) for u in range(kernel_h) for v in range(kernel_w)]
+    batch, channels = padded.shape[:2]
+    spatial = padded.shape[2:]
+    ndim = len(spatial)
+    kernel = tap_weights.shape[:ndim]
+    filters = tap_weights.shape[ndim]
+    dilation = _ones(ndim) if dilation is None else dilation
+    steps = _grid_steps(spatial)
+    length = sum((n - 1) * s for n, s in zip(out_shape, steps)) + 1
+    images = padded.reshape(batch, channels, -1)
+    out = np.empty((batch, filters, out_shape[0] * steps[0]), dtype=padded.dtype)
+    taps = _tap_shifts(kernel, dilation, steps)
     pieces = -(-2 * worker_count() // batch)
     block = _block_size(length, filters * padded.itemsize, pieces)
 
     def correlate(task, _):
         b, (start, stop) = task
-        for index, (u, v) in enumerate(taps):
-            weights = tap_weights[kernel_h - 1 - u, kernel_w - 1 - v] if flip else (
-                tap_weights[u, v])
-            shift = u * padded_w + v
+        for index, (tap, shift) in enumerate(taps):
+            weights = tap_weights[tuple(k - 1 - t for k, t in zip(kernel, tap))] if flip else (
+                tap_weights[tap])
             gemm(weights, images[b, :, shift + start:shift + stop], out[b, :, start:stop],
                  beta=0.0 if index == 0 else 1.0)
 
     parallel_for([(b, span) for b in range(batch) for span in spans(length, block)], correlate,
                  flops=2.0 * batch * length * filters * channels * len(taps))
-    return out.reshape(batch, filters, out_h, padded_w)[:, :, :, :out_w]
+    grid = out.reshape(batch, filters, out_shape[0], *spatial[1:])
+    return grid[(Ellipsis, slice(None)) + tuple(slice(0, n) for n in out_shape[1:])]
 
 
-def _shifted_view_weight_grad(padded, output_grad, kernel_h, kernel_w):
-    """Kernel gradient ``(kh, kw, F, C)`` of a stride-1 correlation of padded images."""
-    batch, channels, padded_h, padded_w = padded.shape
-    filters, out_h, out_w = output_grad.shape[1:]
-    length = (out_h - 1) * padded_w + out_w
-    images = padded.reshape(batch, channels, padded_h * padded_w)
-    # The output gradient laid out on the padded width: its zero columns cancel the
+def _shifted_view_weight_grad(padded, output_grad, kernel, dilation=None):
+    """Kernel gradient ``(*k, F, C)`` of a stride-1 correlation of padded images."""
+    batch, channels = padded.shape[:2]
+    spatial = padded.shape[2:]
+    ndim = len(spatial)
+    filters, out_shape = output_grad.shape[1], output_grad.shape[2:]
+    dilation = _ones(ndim) if dilation is None else dilation
+    steps = _grid_steps(spatial)
+    length = sum((n - 1) * s for n, s in zip(out_shape, steps)) + 1
+    images = padded.reshape(batch, channels, -1)
+    # The output gradient laid out on the padded grid: its zero columns cancel the
     # products of wrapped-around input columns.
-    wide_grad = pad_images(output_grad, 0, 0, out_h, padded_w).reshape(batch, filters, -1)
-    taps = [(u, v) for u in range(kernel_h) for v in range(kernel_w)]
+    wide_grad = pad_nd(output_grad, (0,) * ndim,
+                       (out_shape[0], *spatial[1:])).reshape(batch, filters, -1)
+    taps = _tap_shifts(kernel, dilation, steps)
     pieces = -(-2 * worker_count() // batch)
     block = _block_size(length, (channels + filters) * padded.itemsize, pieces)
 
     def new_state():
-        return {"grad": np.empty((kernel_h, kernel_w, filters, channels), dtype=padded.dtype),
+        return {"grad": np.empty((*kernel, filters, channels), dtype=padded.dtype),
                 "beta": 0.0}
 
     def accumulate(task, state):
         b, (start, stop) = task
-        for u, v in taps:
-            shift = u * padded_w + v
+        for tap, shift in taps:
             gemm(wide_grad[b, :, start:stop], images[b, :, shift + start:shift + stop],
-                 state["grad"][u, v], beta=state["beta"], trans_b=True)
+                 state["grad"][tap], beta=state["beta"], trans_b=True)
         state["beta"] = 1.0
 
     states = parallel_for([(b, span) for b in range(batch) for span in spans(length, block)],
@@ -223,41 +279,51 @@ def _phase_images(x, pad, stride, taps, out_hw):
     return _space_to_depth(pad_images(x, pad[0], pad[1], *total), stride)
 
 
-def _unfold(padded, kernel_h, kernel_w, stride, out_h, out_w, flip):
-    """Patch matrix ``(C * kh * kw, B * out_h * out_w)`` of padded images.
+def _window(tap, dilation, stride, out_shape):
+    """Slices of the padded input that tap ``tap`` reads for every output pixel."""
+    return tuple(slice(t * d, t * d + s * (n - 1) + 1, s)
+                 for t, d, s, n in zip(tap, dilation, stride, out_shape))
+
+
+def _unfold(padded, kernel, stride, out_shape, flip, dilation=None):
+    """Patch matrix ``(C * prod(k), B * prod(out))`` of padded images.
 
     Row ``(c, u, v)`` holds the input shifted by tap ``(u, v)`` -- by ``(kh-1-u, kw-1-v)``
     when ``flip`` -- so the rows line up with an unflipped ``(F, C, kh, kw)`` kernel.
     """
     batch, channels = padded.shape[:2]
-    stride_h, stride_w = stride
-    if kernel_h == kernel_w == 1 and stride == (1, 1) and batch == 1:
-        return padded[0, :, :out_h, :out_w].reshape(channels, out_h * out_w)
-    cols = np.empty((channels, kernel_h, kernel_w, batch, out_h, out_w), dtype=padded.dtype)
+    ndim = len(kernel)
+    dilation = _ones(ndim) if dilation is None else dilation
+    if all(k == 1 for k in kernel) and all(s == 1 for s in stride) and batch == 1:
+        return padded[(0, slice(None)) + tuple(slice(0, n) for n in out_shape)].reshape(
+            channels, -1)
+    cols = np.empty((channels, *kernel, batch, *out_shape), dtype=padded.dtype)
+    order = (1, 0) + tuple(range(2, 2 + ndim))
 
     def copy_tap(tap, _):
-        u, v = tap
-        su, sv = (kernel_h - 1 - u, kernel_w - 1 - v) if flip else (u, v)
-        window = padded[:, :, su:su + stride_h * (out_h - 1) + 1:stride_h,
-                        sv:sv + stride_w * (out_w - 1) + 1:stride_w]
-        cols[:, u, v] = window.transpose(1, 0, 2, 3)
+        source = tuple(k - 1 - t for k, t in zip(kernel, tap)) if flip else tap
+        window = padded[(slice(None), slice(None)) + _window(source, dilation, stride,
+                                                             out_shape)]
+        cols[(slice(None),) + tap] = window.transpose(order)
 
-    parallel_for([(u, v) for u in range(kernel_h) for v in range(kernel_w)], copy_tap,
+    parallel_for(list(itertools.product(*(range(k) for k in kernel))), copy_tap,
                  flops=8.0 * cols.size)
-    return cols.reshape(channels * kernel_h * kernel_w, batch * out_h * out_w)
+    return cols.reshape(channels * math.prod(kernel), batch * math.prod(out_shape))
 
 
 def _channels_first(y):
-    """``(B, F, H, W)`` as the matrix ``(F, B * H * W)`` (a copy unless B == 1)."""
+    """``(B, F, ...)`` as the matrix ``(F, B * ...)`` (a copy unless B == 1)."""
     batch, channels = y.shape[:2]
     if batch == 1:
         return np.ascontiguousarray(y[0]).reshape(channels, -1)
-    return np.ascontiguousarray(y.transpose(1, 0, 2, 3)).reshape(channels, -1)
+    order = (1, 0) + tuple(range(2, y.ndim))
+    return np.ascontiguousarray(y.transpose(order)).reshape(channels, -1)
 
 
-def _batch_first(matrix, batch, out_h, out_w):
+def _batch_first(matrix, batch, out_shape):
     """Inverse of :func:`_channels_first` (a view)."""
-    return matrix.reshape(-1, batch, out_h, out_w).transpose(1, 0, 2, 3)
+    order = (1, 0) + tuple(range(2, 2 + len(out_shape)))
+    return matrix.reshape(-1, batch, *out_shape).transpose(order)
 
 
 def _row_blocks(rows):
@@ -278,45 +344,140 @@ def _gemm_by_rows(a, b, out, trans_a=False, trans_b=False):
     parallel_for(_row_blocks(out.shape[0]), multiply, flops=2.0 * out.size * inner)
 
 
-def _strategy(stride, kernel_hw, filters, batch, out_hw):
+def _strategy(stride, kernel, filters, batch, out_shape, dilation=None):
     """``'shifted'``, ``'phases'`` or ``'unfold'`` (see the module docstring).
 
-    ``filters`` is the forward convolution's filter count and ``out_hw`` its output size
-    (for a transposed convolution: the channels and size of the output gradient). The
-    shifted views copy the ``F * C * k * k`` weights, unfolding copies ``C * k * k`` values
-    per output pixel.
+    ``filters`` is the forward convolution's filter count and ``out_shape`` its output
+    size (for a transposed convolution: the channels and size of the output gradient). The
+    shifted views copy the ``F * C * prod(k)`` weights, unfolding copies ``C * prod(k)``
+    values per output pixel.
     """
-    kernel_h, kernel_w = kernel_hw
-    pixels = batch * out_hw[0] * out_hw[1]
-    if stride == (1, 1):
-        if kernel_h * kernel_w > 1 and pixels >= _UNFOLD_PIXELS_PER_FILTER * filters:
+    ndim = len(kernel)
+    dilation = _ones(ndim) if dilation is None else tuple(dilation)
+    pixels = batch * math.prod(out_shape)
+    if all(s == 1 for s in stride):
+        if math.prod(kernel) > 1 and pixels >= _UNFOLD_PIXELS_PER_FILTER * filters:
             return "shifted"
         return "unfold"
-    if kernel_h >= stride[0] and kernel_w >= stride[1]:
+    if ndim == 2 and dilation == (1, 1) and all(k >= s for k, s in zip(kernel, stride)):
         return "phases"
     return "unfold"
 
 
-def _output_length(length, kernel, stride, pad):
-    return (length + 2 * pad - kernel) // stride + 1
+def _output_length(length, kernel, stride, pad, dilation=1):
+    return (length + 2 * pad - (kernel - 1) * dilation - 1) // stride + 1
 
 
-def check_forward_shapes(input_shape, filter_shape, pad):
+def output_shape(input_spatial, kernel, pad, stride, dilation):
+    """Spatial output size of a convolution (Theano's formula, ints)."""
+    return tuple(_output_length(n, k, s, p, d)
+                 for n, k, p, s, d in zip(input_spatial, kernel, pad, stride, dilation))
+
+
+_AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
+def check_forward_shapes(input_shape, filter_shape, pad, dilation=None, groups=1, name=None):
     """Raise ``ValueError`` (naming both shapes) for channel or size mismatches."""
-    if input_shape[1] != filter_shape[1]:
+    ndim = len(input_shape) - 2
+    name = name or f"conv{ndim}d"
+    dilation = _ones(ndim) if dilation is None else dilation
+    shapes = (f"input shape {tuple(input_shape)}, filter shape {tuple(filter_shape)}")
+    if input_shape[1] % groups or filter_shape[0] % groups:
         raise ValueError(
-            f"conv2d: the input has {input_shape[1]} channels but the filters expect "
-            f"{filter_shape[1]} (input shape {tuple(input_shape)}, filter shape "
-            f"{tuple(filter_shape)})"
-        )
-    for axis, name in ((0, "height"), (1, "width")):
-        padded = input_shape[2 + axis] + 2 * pad[axis]
-        if padded < filter_shape[2 + axis]:
+            f"{name}: num_groups={groups} must divide the {input_shape[1]} input channels and "
+            f"the {filter_shape[0]} filters ({shapes})")
+    if input_shape[1] != filter_shape[1] * groups:
+        if groups == 1:
             raise ValueError(
-                f"conv2d: the filter {name} {filter_shape[2 + axis]} exceeds the padded input "
-                f"{name} {padded} (input shape {tuple(input_shape)}, filter shape "
-                f"{tuple(filter_shape)}, padding {tuple(pad)})"
-            )
+                f"{name}: the input has {input_shape[1]} channels but the filters expect "
+                f"{filter_shape[1]} ({shapes})")
+        raise ValueError(
+            f"{name}: the input has {input_shape[1]} channels, {input_shape[1] // groups} per "
+            f"group of num_groups={groups}, but the filters expect {filter_shape[1]} per "
+            f"group ({shapes})")
+    for axis, axis_name in enumerate(_AXIS_NAMES[ndim]):
+        padded = input_shape[2 + axis] + 2 * pad[axis]
+        extent = (filter_shape[2 + axis] - 1) * dilation[axis] + 1
+        if padded < extent:
+            dilated = f" (dilated {dilation[axis]}: {extent})" if dilation[axis] > 1 else ""
+            raise ValueError(
+                f"{name}: the filter {axis_name} {filter_shape[2 + axis]}{dilated} exceeds the "
+                f"padded input {axis_name} {padded} ({shapes}, padding {tuple(pad)})")
+
+
+# --- 1-D as 2-D, groups as a loop over channel slices ---------------------------------------
+
+
+def _as_2d(array):
+    """A 1-D image or kernel ``(B, C, L)`` as ``(B, C, L, 1)`` (a view)."""
+    return array[..., np.newaxis]
+
+
+def _run_groups(groups, out, compute, work):
+    """Fill ``out`` group by group: ``compute(g)`` returns group ``g``'s block of ``out``
+    (axis 1 for images, axis 0 for kernels is handled by the caller's ``compute``)."""
+    if groups >= 2 * worker_count() and worker_count() > 1:
+        parallel_for(range(groups), lambda g, _: compute(g), flops=work)
+    else:
+        for g in range(groups):
+            compute(g)
+    return out
+
+
+def conv_forward(x, w, pad, stride, flip, dilation=None, groups=1):
+    """Convolution of ``x`` (B, C, *S) with ``w`` (F, C / groups, *k), 1 to 3 spatial axes.
+
+    ``pad``, ``stride`` and ``dilation`` have one int per spatial axis. Returns
+    (B, F, *out), possibly a non-contiguous view.
+    """
+    ndim = x.ndim - 2
+    dilation = _ones(ndim) if dilation is None else tuple(dilation)
+    check_forward_shapes(x.shape, w.shape, pad, dilation, groups)
+    if ndim == 1:
+        return conv_forward(_as_2d(x), _as_2d(w), (pad[0], 0), (stride[0], 1), flip,
+                            (dilation[0], 1), groups)[..., 0]
+    if groups == 1:
+        return _forward(x, w, tuple(pad), tuple(stride), flip, dilation)
+    out_shape = output_shape(x.shape[2:], w.shape[2:], pad, stride, dilation)
+    out = np.empty((x.shape[0], w.shape[0], *out_shape), dtype=x.dtype)
+    cg, fg = x.shape[1] // groups, w.shape[0] // groups
+
+    def compute(g):
+        out[:, g * fg:(g + 1) * fg] = _forward(x[:, g * cg:(g + 1) * cg],
+                                               w[g * fg:(g + 1) * fg], tuple(pad),
+                                               tuple(stride), flip, dilation)
+
+    return _run_groups(groups, out, compute, 2.0 * out.size * w[0].size)
+
+
+def _forward(x, w, pad, stride, flip, dilation):
+    batch, filters = x.shape[0], w.shape[0]
+    kernel = w.shape[2:]
+    ndim = len(kernel)
+    out_shape = output_shape(x.shape[2:], kernel, pad, stride, dilation)
+    if 0 in (batch, filters, x.shape[1]) + out_shape:
+        return np.zeros((batch, filters) + out_shape, dtype=x.dtype)
+    strategy = _strategy(stride, kernel, filters, batch, out_shape, dilation)
+    order = tuple(range(2, 2 + ndim)) + (0, 1)
+    if strategy == "phases":
+        phase_w = _phase_kernel(w, stride, flip)
+        phases = _phase_images(x, pad, stride, phase_w.shape[2:], out_shape)
+        tap_weights = np.ascontiguousarray(phase_w.transpose(order))
+        return _shifted_view_correlation(phases, tap_weights, out_shape, flip=False)
+    if strategy == "shifted":
+        tap_weights = np.ascontiguousarray(w.transpose(order))
+        if ndim == 2 and dilation == (1, 1) and _winograd.worthwhile(
+                kernel, x.shape[1], filters, batch, out_shape):
+            padded = pad_images(x, pad[0], pad[1], *_winograd.padded_size(*out_shape))
+            return _winograd.winograd_correlation(padded, tap_weights, *out_shape, flip)
+        return _shifted_view_correlation(_contiguous_images(x, pad), tap_weights, out_shape,
+                                         flip=flip, dilation=dilation)
+    padded = _contiguous_images(x, pad)
+    cols = _unfold(padded, kernel, stride, out_shape, flip, dilation)
+    out = np.empty((filters, cols.shape[1]), dtype=x.dtype)
+    _gemm_by_rows(np.ascontiguousarray(w).reshape(filters, -1), cols, out)
+    return _batch_first(out, batch, out_shape)
 
 
 def conv2d_forward(x, w, pad, stride, flip):
@@ -325,167 +486,224 @@ def conv2d_forward(x, w, pad, stride, flip):
     ``pad`` and ``stride`` are integer pairs. Returns (B, F, Hout, Wout), possibly a
     non-contiguous view.
     """
-    check_forward_shapes(x.shape, w.shape, pad)
-    batch = x.shape[0]
-    filters, channels, kernel_h, kernel_w = w.shape
-    out_hw = (_output_length(x.shape[2], kernel_h, stride[0], pad[0]),
-              _output_length(x.shape[3], kernel_w, stride[1], pad[1]))
-    if 0 in (batch, filters) + out_hw:
-        return np.zeros((batch, filters) + out_hw, dtype=x.dtype)
-    strategy = _strategy(stride, (kernel_h, kernel_w), filters, batch, out_hw)
-    if strategy == "phases":
-        phase_w = _phase_kernel(w, stride, flip)
-        phases = _phase_images(x, pad, stride, phase_w.shape[2:], out_hw)
-        tap_weights = np.ascontiguousarray(phase_w.transpose(2, 3, 0, 1))
-        return _shifted_view_correlation(phases, tap_weights, *out_hw, flip=False)
-    if strategy == "shifted":
-        tap_weights = np.ascontiguousarray(w.transpose(2, 3, 0, 1))
-        if _winograd.worthwhile((kernel_h, kernel_w), channels, filters, batch, out_hw):
-            padded = pad_images(x, pad[0], pad[1], *_winograd.padded_size(*out_hw))
-            return _winograd.winograd_correlation(padded, tap_weights, *out_hw, flip)
-        return _shifted_view_correlation(_contiguous_images(x, pad), tap_weights, *out_hw,
-                                         flip=flip)
-    padded = _contiguous_images(x, pad)
-    cols = _unfold(padded, kernel_h, kernel_w, stride, *out_hw, flip)
-    out = np.empty((filters, cols.shape[1]), dtype=x.dtype)
-    _gemm_by_rows(np.ascontiguousarray(w).reshape(filters, -1), cols, out)
-    return _batch_first(out, batch, *out_hw)
+    return conv_forward(x, w, pad, stride, flip)
 
 
-def conv2d_backward_input(gy, w, input_hw, pad, stride, flip):
-    """Transposed convolution: the gradient of :func:`conv2d_forward` w.r.t. its input.
+def _check_output_grad(name, gy, w, input_spatial, pad, stride, dilation, groups):
+    batch, filters = gy.shape[:2]
+    if filters != w.shape[0]:
+        raise ValueError(
+            f"{name}: the output gradient has {filters} channels but the filters have "
+            f"{w.shape[0]} (output gradient shape {tuple(gy.shape)}, filter shape "
+            f"{tuple(w.shape)})")
+    input_shape = (batch, w.shape[1] * groups, *input_spatial)
+    check_forward_shapes(input_shape, w.shape, pad, dilation, groups, name)
+    expected = output_shape(input_spatial, w.shape[2:], pad, stride, dilation)
+    if expected != tuple(gy.shape[2:]):
+        raise ValueError(
+            f"{name}: an input of size {tuple(input_spatial)} gives outputs of size "
+            f"{expected}, not {tuple(gy.shape[2:])} (output gradient shape {tuple(gy.shape)}, "
+            f"filter shape {tuple(w.shape)}, padding {tuple(pad)}, stride {tuple(stride)})")
+
+
+def conv_backward_input(gy, w, input_spatial, pad, stride, flip, dilation=None, groups=1):
+    """Transposed convolution: the gradient of :func:`conv_forward` w.r.t. its input.
 
     Parameters
     ----------
-    gy : ndarray, (B, F, Hout, Wout)
-    w : ndarray, (F, C, kh, kw)
+    gy : ndarray, (B, F, *out)
+    w : ndarray, (F, C / groups, *k)
         The forward convolution's kernel.
-    input_hw : (int, int)
-        Size of the forward input; any size the forward maps to ``(Hout, Wout)``.
-    pad, stride : (int, int)
+    input_spatial : tuple of int
+        Size of the forward input; any size the forward maps to ``out``.
+    pad, stride, dilation : tuple of int
     flip : bool
+    groups : int
 
     Returns
     -------
-    ndarray, (B, C, H, W), possibly a non-contiguous view
+    ndarray, (B, C, *input_spatial), possibly a non-contiguous view
     """
-    batch, filters, out_h, out_w = gy.shape
-    kernel_filters, channels, kernel_h, kernel_w = w.shape
-    height, width = input_hw
-    if filters != kernel_filters:
-        raise ValueError(
-            f"conv2d_grad_wrt_inputs: the output gradient has {filters} channels but the "
-            f"filters have {kernel_filters} (output gradient shape {tuple(gy.shape)}, filter "
-            f"shape {tuple(w.shape)})"
-        )
-    check_forward_shapes((batch, channels, height, width), w.shape, pad)
-    expected = (_output_length(height, kernel_h, stride[0], pad[0]),
-                _output_length(width, kernel_w, stride[1], pad[1]))
-    if expected != (out_h, out_w):
-        raise ValueError(
-            f"conv2d_grad_wrt_inputs: an input of size {(height, width)} gives outputs of "
-            f"size {expected}, not {(out_h, out_w)} (output gradient shape {tuple(gy.shape)}, "
-            f"filter shape {tuple(w.shape)}, padding {tuple(pad)}, stride {tuple(stride)})"
-        )
-    if 0 in (batch, channels, height, width):
-        return np.zeros((batch, channels, height, width), dtype=gy.dtype)
-    strategy = _strategy(stride, (kernel_h, kernel_w), filters, batch, (out_h, out_w))
+    ndim = gy.ndim - 2
+    dilation = _ones(ndim) if dilation is None else tuple(dilation)
+    input_spatial = tuple(int(n) for n in input_spatial)
+    _check_output_grad(f"conv{ndim}d_grad_wrt_inputs", gy, w, input_spatial, pad, stride, dilation,
+                       groups)
+    if ndim == 1:
+        return conv_backward_input(_as_2d(gy), _as_2d(w), (input_spatial[0], 1), (pad[0], 0),
+                                   (stride[0], 1), flip, (dilation[0], 1), groups)[..., 0]
+    if groups == 1:
+        return _backward_input(gy, w, input_spatial, tuple(pad), tuple(stride), flip, dilation)
+    batch = gy.shape[0]
+    cg, fg = w.shape[1], w.shape[0] // groups
+    out = np.empty((batch, cg * groups, *input_spatial), dtype=gy.dtype)
+
+    def compute(g):
+        out[:, g * cg:(g + 1) * cg] = _backward_input(
+            gy[:, g * fg:(g + 1) * fg], w[g * fg:(g + 1) * fg], input_spatial, tuple(pad),
+            tuple(stride), flip, dilation)
+
+    return _run_groups(groups, out, compute, 2.0 * gy.size * w[0].size)
+
+
+def _backward_input(gy, w, input_spatial, pad, stride, flip, dilation):
+    batch, filters = gy.shape[:2]
+    out_shape = gy.shape[2:]
+    channels, kernel = w.shape[1], w.shape[2:]
+    ndim = len(kernel)
+    if 0 in (batch, channels) + input_spatial:
+        return np.zeros((batch, channels) + input_spatial, dtype=gy.dtype)
+    if filters == 0 or 0 in out_shape:
+        return np.zeros((batch, channels) + input_spatial, dtype=gy.dtype)
+    extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    strategy = _strategy(stride, kernel, filters, batch, out_shape, dilation)
+    order = tuple(range(2, 2 + ndim)) + (1, 0)
     if strategy == "shifted":
-        # Correlate the (k - 1 - pad)-padded gradient with the transposed kernel, rotated
-        # (rotating is the same as toggling ``flip``).
-        tap_weights = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
-        pads = (kernel_h - 1 - pad[0], kernel_w - 1 - pad[1])
-        if _winograd.worthwhile((kernel_h, kernel_w), filters, channels, batch,
-                                (height, width)):
-            padded = pad_images(gy, *pads, *_winograd.padded_size(height, width))
-            return _winograd.winograd_correlation(padded, tap_weights, height, width, not flip)
-        padded = pad_images(gy, *pads)
-        return _shifted_view_correlation(padded, tap_weights, height, width, not flip)
+        # Correlate the (extent - 1 - pad)-padded gradient with the transposed kernel,
+        # rotated (rotating is the same as toggling ``flip``).
+        tap_weights = np.ascontiguousarray(w.transpose(order))
+        pads = tuple(e - 1 - p for e, p in zip(extent, pad))
+        if ndim == 2 and dilation == (1, 1) and _winograd.worthwhile(
+                kernel, filters, channels, batch, input_spatial):
+            padded = pad_images(gy, *pads, *_winograd.padded_size(*input_spatial))
+            return _winograd.winograd_correlation(padded, tap_weights, *input_spatial,
+                                                  not flip)
+        padded = pad_nd(gy, pads)
+        return _shifted_view_correlation(padded, tap_weights, input_spatial, not flip,
+                                         dilation)
     if strategy == "phases":
         # The full transposed convolution of every phase at once, then interleaved.
         phase_w = _phase_kernel(w, stride, flip)
         taps_h, taps_w = phase_w.shape[2:]
         padded = pad_images(gy, taps_h - 1, taps_w - 1)
-        tap_weights = np.ascontiguousarray(phase_w.transpose(2, 3, 1, 0))
-        phases = _shifted_view_correlation(padded, tap_weights, out_h + taps_h - 1,
-                                           out_w + taps_w - 1, flip=True)
+        tap_weights = np.ascontiguousarray(phase_w.transpose(order))
+        phases = _shifted_view_correlation(
+            padded, tap_weights, (out_shape[0] + taps_h - 1, out_shape[1] + taps_w - 1),
+            flip=True)
         full = _depth_to_space(phases, stride)
     else:
-        full = _fold(gy, w, stride, flip)
-    if pad[0] + height <= full.shape[2] and pad[1] + width <= full.shape[3]:
-        return full[:, :, pad[0]:pad[0] + height, pad[1]:pad[1] + width]
-    return pad_images(full, -pad[0], -pad[1], height, width)
+        full = _fold(gy, w, stride, flip, dilation)
+    if all(p + n <= f for p, n, f in zip(pad, input_spatial, full.shape[2:])):
+        return full[(slice(None), slice(None)) + tuple(
+            slice(p, p + n) for p, n in zip(pad, input_spatial))]
+    return pad_nd(full, tuple(-p for p in pad), input_spatial)
 
 
-def _fold(gy, w, stride, flip):
+def conv2d_backward_input(gy, w, input_hw, pad, stride, flip):
+    """Transposed 2-D convolution: the gradient of :func:`conv2d_forward` w.r.t. its input
+    of spatial size ``input_hw``; see :func:`conv_backward_input`."""
+    return conv_backward_input(gy, w, input_hw, pad, stride, flip)
+
+
+def _fold(gy, w, stride, flip, dilation):
     """Full transposed convolution by one GEMM into patches and their scatter-add."""
-    batch, filters, out_h, out_w = gy.shape
-    channels, kernel_h, kernel_w = w.shape[1:]
-    cols = np.empty((channels * kernel_h * kernel_w, batch * out_h * out_w), dtype=gy.dtype)
+    batch, filters = gy.shape[:2]
+    out_shape = gy.shape[2:]
+    channels, kernel = w.shape[1], w.shape[2:]
+    ndim = len(kernel)
+    cols = np.empty((channels * math.prod(kernel), batch * math.prod(out_shape)),
+                    dtype=gy.dtype)
     _gemm_by_rows(np.ascontiguousarray(w).reshape(filters, -1), _channels_first(gy), cols,
                   trans_a=True)
-    cols = cols.reshape(channels, kernel_h, kernel_w, batch, out_h, out_w)
-    full = np.zeros((batch, channels, (out_h - 1) * stride[0] + kernel_h,
-                     (out_w - 1) * stride[1] + kernel_w), dtype=gy.dtype)
+    cols = cols.reshape(channels, *kernel, batch, *out_shape)
+    full = np.zeros((batch, channels) + tuple(
+        (n - 1) * s + (k - 1) * d + 1
+        for n, s, k, d in zip(out_shape, stride, kernel, dilation)), dtype=gy.dtype)
+    taps = list(itertools.product(*(range(k) for k in kernel)))
+    order = (1, 0) + tuple(range(2, 2 + ndim))
 
     def scatter(span, _):
         start, stop = span
-        for u in range(kernel_h):
-            for v in range(kernel_w):
-                su, sv = (kernel_h - 1 - u, kernel_w - 1 - v) if flip else (u, v)
-                full[:, start:stop, u:u + stride[0] * (out_h - 1) + 1:stride[0],
-                     v:v + stride[1] * (out_w - 1) + 1:stride[1]] += (
-                         cols[start:stop, su, sv].transpose(1, 0, 2, 3))
+        for tap in taps:
+            source = tuple(k - 1 - t for k, t in zip(kernel, tap)) if flip else tap
+            target = (slice(None), slice(start, stop)) + _window(tap, dilation, stride,
+                                                                 out_shape)
+            full[target] += cols[(slice(start, stop),) + source].transpose(order)
 
     parallel_for(_row_blocks(channels), scatter, flops=8.0 * cols.size)
     return full
 
 
-def conv2d_backward_weights(x, gy, kernel_hw, pad, stride, flip):
-    """Gradient of :func:`conv2d_forward` w.r.t. its kernel of spatial size ``kernel_hw``.
+def conv_backward_weights(x, gy, kernel, pad, stride, flip, dilation=None, groups=1):
+    """Gradient of :func:`conv_forward` w.r.t. its kernel of spatial size ``kernel``.
 
     Returns
     -------
-    ndarray, (F, C, kh, kw), C-contiguous
+    ndarray, (F, C / groups, *kernel), C-contiguous
     """
-    batch, channels, height, width = x.shape
-    filters, out_h, out_w = gy.shape[1:]
-    kernel_h, kernel_w = kernel_hw
-    filter_shape = (filters, channels, kernel_h, kernel_w)
-    check_forward_shapes(x.shape, filter_shape, pad)
-    expected = (batch, filters, _output_length(height, kernel_h, stride[0], pad[0]),
-                _output_length(width, kernel_w, stride[1], pad[1]))
+    ndim = x.ndim - 2
+    dilation = _ones(ndim) if dilation is None else tuple(dilation)
+    kernel = tuple(int(k) for k in kernel)
+    batch, channels = x.shape[:2]
+    filters = gy.shape[1]
+    name = f"conv{ndim}d_grad_wrt_weights"
+    if channels % groups or filters % groups:
+        raise ValueError(
+            f"{name}: num_groups={groups} must divide the {channels} input channels and the "
+            f"{filters} filters (input shape {tuple(x.shape)}, output gradient shape "
+            f"{tuple(gy.shape)})")
+    filter_shape = (filters, channels // groups, *kernel)
+    check_forward_shapes(x.shape, filter_shape, pad, dilation, groups, name)
+    expected = (batch, filters) + output_shape(x.shape[2:], kernel, pad, stride, dilation)
     if tuple(gy.shape) != expected:
         raise ValueError(
-            f"conv2d_grad_wrt_weights: an input of shape {tuple(x.shape)} and filters of "
-            f"shape {filter_shape} give outputs of shape {expected}, but the output gradient "
-            f"has shape {tuple(gy.shape)} (padding {tuple(pad)}, stride {tuple(stride)})"
-        )
-    if 0 in (batch, out_h, out_w):
+            f"{name}: an input of shape {tuple(x.shape)} and filters of shape {filter_shape} "
+            f"give outputs of shape {expected}, but the output gradient has shape "
+            f"{tuple(gy.shape)} (padding {tuple(pad)}, stride {tuple(stride)})")
+    if ndim == 1:
+        return conv_backward_weights(_as_2d(x), _as_2d(gy), (kernel[0], 1), (pad[0], 0),
+                                     (stride[0], 1), flip, (dilation[0], 1), groups)[..., 0]
+    if groups == 1:
+        return _backward_weights(x, gy, kernel, tuple(pad), tuple(stride), flip, dilation)
+    cg, fg = channels // groups, filters // groups
+    out = np.empty(filter_shape, dtype=x.dtype)
+
+    def compute(g):
+        out[g * fg:(g + 1) * fg] = _backward_weights(
+            x[:, g * cg:(g + 1) * cg], gy[:, g * fg:(g + 1) * fg], kernel, tuple(pad),
+            tuple(stride), flip, dilation)
+
+    return _run_groups(groups, out, compute, 2.0 * gy.size * out[0].size)
+
+
+def _backward_weights(x, gy, kernel, pad, stride, flip, dilation):
+    batch, channels = x.shape[:2]
+    filters, out_shape = gy.shape[1], gy.shape[2:]
+    ndim = len(kernel)
+    filter_shape = (filters, channels, *kernel)
+    if 0 in (batch, filters, channels) + out_shape:
         return np.zeros(filter_shape, dtype=x.dtype)
-    strategy = _strategy(stride, kernel_hw, filters, batch, (out_h, out_w))
+    strategy = _strategy(stride, kernel, filters, batch, out_shape, dilation)
     if strategy == "unfold":
-        cols = _unfold(_contiguous_images(x, pad), kernel_h, kernel_w, stride, out_h, out_w,
-                       flip)
-        grad = np.empty((filters, channels * kernel_h * kernel_w), dtype=x.dtype)
+        cols = _unfold(_contiguous_images(x, pad), kernel, stride, out_shape, flip, dilation)
+        grad = np.empty((filters, cols.shape[0]), dtype=x.dtype)
         _gemm_by_rows(_channels_first(gy), cols, grad, trans_b=True)
         return grad.reshape(filter_shape)
+    order = (ndim, ndim + 1) + tuple(range(ndim))
     if strategy == "shifted":
-        if _winograd.worthwhile(kernel_hw, channels, filters, batch, (out_h, out_w)):
-            padded = pad_images(x, pad[0], pad[1], *_winograd.padded_size(out_h, out_w))
+        if ndim == 2 and dilation == (1, 1) and _winograd.worthwhile(
+                kernel, channels, filters, batch, out_shape):
+            padded = pad_images(x, pad[0], pad[1], *_winograd.padded_size(*out_shape))
             tap_grads = _winograd.winograd_weight_grad(padded, gy)
         else:
-            tap_grads = _shifted_view_weight_grad(_contiguous_images(x, pad), gy, kernel_h,
-                                                  kernel_w)
-        grad = tap_grads.transpose(2, 3, 0, 1)
+            tap_grads = _shifted_view_weight_grad(_contiguous_images(x, pad), gy, kernel,
+                                                  dilation)
+        grad = tap_grads.transpose(order)
     else:
+        kernel_h, kernel_w = kernel
         taps = (-(-kernel_h // stride[0]), -(-kernel_w // stride[1]))
-        phases = _phase_images(x, pad, stride, taps, (out_h, out_w))
-        phase_grads = _shifted_view_weight_grad(phases, gy, *taps)
+        phases = _phase_images(x, pad, stride, taps, out_shape)
+        phase_grads = _shifted_view_weight_grad(phases, gy, taps)
         split = phase_grads.reshape(*taps, filters, channels, *stride)
         grad = split.transpose(2, 3, 0, 4, 1, 5).reshape(
             filters, channels, taps[0] * stride[0], taps[1] * stride[1])
         grad = grad[:, :, :kernel_h, :kernel_w]
     if flip:
-        grad = grad[:, :, ::-1, ::-1]
+        grad = grad[(slice(None), slice(None)) + (slice(None, None, -1),) * ndim]
     return np.ascontiguousarray(grad)
+
+
+def conv2d_backward_weights(x, gy, kernel_hw, pad, stride, flip):
+    """Gradient of :func:`conv2d_forward` w.r.t. its kernel of spatial size ``kernel_hw``;
+    see :func:`conv_backward_weights`."""
+    return conv_backward_weights(x, gy, kernel_hw, pad, stride, flip)

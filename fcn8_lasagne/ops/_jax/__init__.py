@@ -6,4 +6,4 @@ this package the moment PyTensor loads its own JAX dispatch, so neither JAX nor 
 JAX backend is imported until a function is compiled for JAX.
 """
 
-from . import crop, fill, reduce  # noqa: F401  (each registers its translations)
+from . import conv, crop, fill, reduce, resize  # noqa: F401  (each registers its translations)
