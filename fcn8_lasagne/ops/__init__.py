@@ -11,6 +11,7 @@ from .conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights
 from .conv import (conv1d, conv1d_grad_wrt_inputs, conv1d_grad_wrt_weights, conv3d,
                    conv3d_grad_wrt_inputs, conv3d_grad_wrt_weights)
 from .pool import pool_2d
+from .resize import bilinear_resize, bilinear_upsampling
 from .reduce import axis_sum
 from . import elemwise  # noqa: F401  (registers the threaded elementwise CPU rewrite)
 from ._winograd import get_winograd, set_winograd
@@ -29,6 +30,8 @@ __all__ = [
     "conv3d_grad_wrt_inputs",
     "conv3d_grad_wrt_weights",
     "pool_2d",
+    "bilinear_resize",
+    "bilinear_upsampling",
     "axis_sum",
     "conv_output_length",
     "conv_input_length",

@@ -10,6 +10,7 @@ import contextlib
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.graph.basic import Constant
 from pytensor.scalar import upcast
 
 __all__ = [
@@ -19,6 +20,10 @@ __all__ = [
     "common_dtype",
     "infer_shape_arguments",
     "named_errors",
+    "size_input",
+    "static_size",
+    "run_time_size",
+    "symbolic_size",
 ]
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -127,3 +132,49 @@ def named_errors(node):
         if not name:
             raise
         raise ValueError(f"layer {name!r}: {error}") from None
+
+
+def size_input(size, ndim, op_name):
+    """An op's size input: a reference tensor of rank ``ndim + 2`` (its spatial shape gives
+    the size, which keeps shapes static for JAX whatever the input size) or an integer
+    vector of ``ndim`` spatial sizes (a constant one stays constant)."""
+    variable = pt.as_tensor_variable(size)
+    if variable.type.ndim == ndim + 2:
+        return variable
+    if variable.type.ndim != 1 or not variable.type.dtype.startswith(("int", "uint")):
+        raise TypeError(
+            f"{op_name}: the size input must be a {ndim + 2}-D reference tensor or an integer "
+            f"vector of {ndim} spatial sizes, got {variable.type}")
+    if variable.type.shape[0] not in (None, ndim):
+        raise ValueError(
+            f"{op_name}: the size vector must have {ndim} entries, got {variable.type.shape[0]}")
+    if isinstance(variable, Constant):
+        return pt.constant(np.asarray(variable.data, dtype="int64"))
+    return pt.cast(variable, "int64")
+
+
+def static_size(size, ndim):
+    """The spatial size that a :func:`size_input` gives at graph-build time (None where
+    unknown)."""
+    if size.type.ndim == ndim + 2:
+        return tuple(size.type.shape[2:])
+    if isinstance(size, Constant):
+        return tuple(int(v) for v in size.data)
+    return (None,) * ndim
+
+
+def run_time_size(value, ndim):
+    """The spatial size that the run-time value of a :func:`size_input` gives."""
+    if value.ndim == ndim + 2:
+        return tuple(value.shape[2:])
+    if value.shape != (ndim,):
+        raise ValueError(f"the size vector must have {ndim} entries, got shape {value.shape}")
+    return tuple(int(v) for v in value)
+
+
+def symbolic_size(size, size_shape, ndim):
+    """The spatial size of a :func:`size_input` for ``infer_shape`` (``size_shape`` is its
+    shape there)."""
+    if size.type.ndim == ndim + 2:
+        return tuple(size_shape[2:])
+    return tuple(size[i] for i in range(ndim))
