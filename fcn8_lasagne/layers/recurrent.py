@@ -28,11 +28,17 @@ another length raise errors naming the layer and the shapes (at construction whe
 are known, otherwise when the function runs in the C backend; the JAX backend, which
 specialises shapes, reports them when compiling). Lasagne ran such graphs with a broadcasting
 error, or silently used the shorter length.
+
+``gradient_steps=k`` (truncated backpropagation through time) runs as two scans, the first
+``sequence_length - k`` steps cut off from the gradient and the last ``k``: the values and
+gradients of Theano's ``truncate_gradient=k``, which Lasagne used and whose gradient
+PyTensor's JAX backend cannot build.
 """
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.gradient import disconnected_grad
 from pytensor.graph.basic import Constant, Variable
 from pytensor.raise_op import Assert
 
@@ -196,17 +202,46 @@ def _initial_state(layer, inputs, key, param, num_batch, state_shape, input):
     return ones * param
 
 
+def _scan(step_fun, sequences, outputs_info, non_seqs, go_backwards=False, truncate=-1):
+    return list(pytensor.scan(fn=step_fun, sequences=sequences, outputs_info=outputs_info,
+                              go_backwards=go_backwards, non_sequences=non_seqs,
+                              truncate_gradient=truncate, strict=True, return_list=True,
+                              return_updates=False))
+
+
+def _truncated_scan(step_fun, sequences, outputs_info, non_seqs, backwards, k):
+    """Scan whose gradient runs through the last ``k`` steps only (``truncate_gradient=k``).
+
+    Two scans: the first ``n - k`` steps, cut off from the gradient, then the last ``k``
+    from the first's final state. Values and gradients are those of Theano's
+    ``truncate_gradient`` (the gradients of outputs before the last ``k`` steps, and through
+    them, are dropped); this form also compiles in PyTensor's JAX backend, whose truncated
+    scan gradient fails to build.
+    """
+    if backwards:  # scan's go_backwards: the steps in reverse, outputs in that order
+        sequences = [s[::-1] for s in sequences]
+    split = pt.maximum(sequences[0].shape[0] - k, 0)
+    head = _scan(step_fun, [s[:split] for s in sequences], outputs_info, non_seqs)
+    restart = []
+    for init_state, states in zip(outputs_info, head):
+        last = pt.concatenate([pt.shape_padleft(init_state), states], axis=0)[-1]
+        restart.append(pt.switch(pt.gt(split, 0), disconnected_grad(last), init_state))
+    tail = _scan(step_fun, [s[split:] for s in sequences], restart, non_seqs)
+    return [pt.concatenate([disconnected_grad(a), b], axis=0) for a, b in zip(head, tail)]
+
+
 def _recur(layer, step_fun, sequences, outputs_info, non_seqs):
     """Run the recurrence with scan or unrolled; one output list in scan's format."""
     if layer.unroll_scan:
         outputs = unroll_scan(fn=step_fun, sequences=sequences, outputs_info=outputs_info,
                               go_backwards=layer.backwards, non_sequences=non_seqs,
                               n_steps=layer.input_shapes[0][1])
+    elif layer.gradient_steps >= 0:
+        outputs = _truncated_scan(step_fun, sequences, outputs_info, non_seqs,
+                                  layer.backwards, layer.gradient_steps)
     else:
-        outputs = pytensor.scan(fn=step_fun, sequences=sequences, outputs_info=outputs_info,
-                                go_backwards=layer.backwards, non_sequences=non_seqs,
-                                truncate_gradient=layer.gradient_steps, strict=True,
-                                return_list=True, return_updates=False)
+        outputs = _scan(step_fun, sequences, outputs_info, non_seqs,
+                        go_backwards=layer.backwards, truncate=layer.gradient_steps)
     return list(outputs)
 
 
@@ -273,7 +308,9 @@ class CustomRecurrentLayer(MergeLayer):
     learn_init : bool, default False
         Tag ``hid_init`` trainable.
     gradient_steps : int, default -1
-        Steps of truncated backpropagation through time (-1: the whole sequence).
+        Steps of truncated backpropagation through time (-1: the whole sequence): the
+        gradient flows through the last ``gradient_steps`` steps only, and the outputs of
+        earlier steps get none, as with Theano's ``truncate_gradient``.
     grad_clipping : float, default 0
         If nonzero, clip the gradient of the pre-activation to ``[-grad_clipping,
         grad_clipping]`` (``pytensor.gradient.grad_clip``).

@@ -463,18 +463,49 @@ def test_c_and_jax_modes_agree_with_numpy(rng, cls, kwargs):
     np.testing.assert_allclose(c_results[0], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_truncated_gradients_in_jax_mode(rng):
-    """The forward pass runs; PyTensor's JAX scan cannot build the truncated gradient yet."""
+@pytest.mark.parametrize("backwards", [False, True])
+def test_gradient_steps_equal_scan_truncate_gradient(float64, rng, backwards):
+    """Values and all gradients equal a hand-written ``scan(truncate_gradient=k)``."""
+    steps, k = 5, 2
+    l_in, l_mask = InputLayer((None, None, 2)), InputLayer((None, None))
+    layer = RecurrentLayer(l_in, 3, nonlinearity=nonlinearities.tanh, gradient_steps=k,
+                           backwards=backwards, mask_input=l_mask, learn_init=True)
+    _randomise(layer, rng)
+    W, U, b, h0 = layer.W_in_to_hid, layer.W_hid_to_hid, layer.b, layer.hid_init
+    x_var, m_var = l_in.input_var, l_mask.input_var
+
+    def step(x_t, m_t, h):
+        return pt.switch(m_t, pt.tanh(pt.dot(x_t, W) + pt.dot(h, U) + b), h)
+
+    hid = pytensor.scan(step, sequences=[x_var.dimshuffle(1, 0, 2), m_var.T[:, :, None]],
+                        outputs_info=[pt.ones((x_var.shape[0], 1), "float64") * h0],
+                        go_backwards=backwards, truncate_gradient=k, return_updates=False)
+    hid = hid.dimshuffle(1, 0, 2)
+    expected_out = hid[:, ::-1] if backwards else hid
+    x, mask = _inputs(rng, steps=steps, features=2, dtype="float64")
+    R = rng.standard_normal((3, steps, 3))
+    wrt = [W, b, U, h0, x_var]
+    results = []
+    for out in (get_output(layer), expected_out):
+        grads = pytensor.grad((out * R).sum(), wrt)
+        results.append(pytensor.function([x_var, m_var], [out] + grads, mode=FAST_MODE)(x, mask))
+    for name, ours, theirs in zip(["output", "W", "b", "U", "hid_init", "input"], *results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14, err_msg=name)
+    assert np.any(results[0][-1] == 0) and np.any(results[0][-1] != 0)
+
+
+def test_truncated_gradients_in_jax_mode_equal_c_mode(rng):
     pytest.importorskip("jax")
     l_in = InputLayer((None, None, 4))
-    layer = GRULayer(l_in, 3, gradient_steps=2)
-    x, _ = _inputs(rng)
-    c_out = _function(layer, [l_in.input_var], mode="CVM")(x)[0]
-    np.testing.assert_allclose(np.asarray(_function(layer, [l_in.input_var], mode="jax")(x)[0]),
-                               c_out, rtol=1e-5, atol=1e-6)
-    fn = _function(layer, [l_in.input_var], mode="jax", grads=True)
-    with pytest.raises(AssertionError):  # pytensor/link/jax/dispatch/scan.py partial traces
-        fn(x)
+    for steps in (5, 2):  # truncated, and shorter than gradient_steps
+        layer = GRULayer(l_in, 3, gradient_steps=2, backwards=True, learn_init=True)
+        x, _ = _inputs(rng, steps=steps)
+        c_results = _function(layer, [l_in.input_var], mode="CVM", grads=True)(x)
+        jax_results = _function(layer, [l_in.input_var], mode="jax", grads=True)(x)
+        for c_value, jax_value in zip(c_results, jax_results):
+            np.testing.assert_allclose(np.asarray(jax_value), c_value, rtol=2e-4, atol=2e-6)
+        # hid_init's gradient (the last): zero exactly when the sequence is truncated
+        assert (np.abs(c_results[-1]).max() == 0) == (steps > 2)
 
 
 def test_unroll_scan_matches_scan_forward_and_backward(rng):
