@@ -234,6 +234,81 @@ def _shifted_view_weight_grad(padded, output_grad, kernel, dilation=None):
     return grad
 
 
+# At most this many channels and filters: the shifted-view GEMMs of 3-D and dilated
+# convolutions run on channels-last images (OpenBLAS multiplies a (pixels, C) block by a
+# (C, F) tap about 1.4 times faster than (F, C) by (C, pixels) when C and F are this small).
+_CHANNELS_LAST_MAX = 64
+
+
+def _channels_last_pays(ndim, dilation, channels, filters):
+    """Whether a stride-1 shifted-view correlation should run channels-last (never for the
+    undilated 2-D convolutions, which keep their kernels)."""
+    return (ndim == 3 or any(d > 1 for d in dilation)) and max(channels, filters) <= (
+        _CHANNELS_LAST_MAX)
+
+
+def _pad_channels_last(x, pads):
+    """Zero-pad (negative pads crop) the spatial axes of ``x`` (B, C, *S) into a new
+    channels-last array (B, *(S + 2 pad), C)."""
+    spatial = x.shape[2:]
+    totals = tuple(n + 2 * p for n, p in zip(spatial, pads))
+    padded = np.zeros((x.shape[0], *totals, x.shape[1]), dtype=x.dtype)
+    source, target = [slice(None)], [slice(None)]
+    for n, p, t in zip(spatial, pads, totals):
+        src0, dst0 = max(0, -p), max(0, p)
+        count = min(n - src0, t - dst0)
+        if count <= 0:
+            return padded
+        source.append(slice(src0, src0 + count))
+        target.append(slice(dst0, dst0 + count))
+    window = x[(slice(None), slice(None)) + tuple(source[1:])]
+    _parallel_assign(padded[tuple(target)], np.moveaxis(window, 1, -1))
+    return padded
+
+
+def _channels_last_correlation(images, tap_weights, out_shape, flip, dilation):
+    """:func:`_shifted_view_correlation` on channels-last images.
+
+    Parameters
+    ----------
+    images : ndarray, (B, *Sp, C), C-contiguous
+    tap_weights : ndarray, (*k, C, F), C-contiguous
+    out_shape, flip, dilation
+        As for :func:`_shifted_view_correlation`.
+
+    Returns
+    -------
+    ndarray, (B, F, *out_shape)
+        A channels-first view of a channels-last buffer.
+    """
+    batch, channels = images.shape[0], images.shape[-1]
+    spatial = images.shape[1:-1]
+    ndim = len(spatial)
+    kernel = tap_weights.shape[:ndim]
+    filters = tap_weights.shape[-1]
+    steps = _grid_steps(spatial)
+    length = sum((n - 1) * s for n, s in zip(out_shape, steps)) + 1
+    flat = images.reshape(batch, -1, channels)
+    out = np.empty((batch, out_shape[0] * steps[0], filters), dtype=images.dtype)
+    taps = _tap_shifts(kernel, dilation, steps)
+    pieces = -(-2 * worker_count() // batch)
+    block = _block_size(length, filters * images.itemsize, pieces)
+
+    def correlate(task, _):
+        b, (start, stop) = task
+        for index, (tap, shift) in enumerate(taps):
+            weights = tap_weights[tuple(k - 1 - t for k, t in zip(kernel, tap))] if flip else (
+                tap_weights[tap])
+            gemm(flat[b, shift + start:shift + stop], weights, out[b, start:stop],
+                 beta=0.0 if index == 0 else 1.0)
+
+    parallel_for([(b, span) for b in range(batch) for span in spans(length, block)], correlate,
+                 flops=2.0 * batch * length * filters * channels * len(taps))
+    grid = out.reshape(batch, out_shape[0], *spatial[1:], filters)
+    view = grid[(slice(None), slice(None)) + tuple(slice(0, n) for n in out_shape[1:])]
+    return np.moveaxis(view, -1, 1)
+
+
 def _phase_kernel(w, stride, flip):
     """Kernel ``(F, C * sh * sw, ceil(kh / sh), ceil(kw / sw))`` of the phase images.
 
@@ -471,6 +546,10 @@ def _forward(x, w, pad, stride, flip, dilation):
                 kernel, x.shape[1], filters, batch, out_shape):
             padded = pad_images(x, pad[0], pad[1], *_winograd.padded_size(*out_shape))
             return _winograd.winograd_correlation(padded, tap_weights, *out_shape, flip)
+        if _channels_last_pays(ndim, dilation, x.shape[1], filters):
+            taps_last = np.ascontiguousarray(w.transpose(order[:-2] + (1, 0)))
+            return _channels_last_correlation(_pad_channels_last(x, pad), taps_last, out_shape,
+                                              flip, dilation)
         return _shifted_view_correlation(_contiguous_images(x, pad), tap_weights, out_shape,
                                          flip=flip, dilation=dilation)
     padded = _contiguous_images(x, pad)
@@ -568,6 +647,10 @@ def _backward_input(gy, w, input_spatial, pad, stride, flip, dilation):
             padded = pad_images(gy, *pads, *_winograd.padded_size(*input_spatial))
             return _winograd.winograd_correlation(padded, tap_weights, *input_spatial,
                                                   not flip)
+        if _channels_last_pays(ndim, dilation, channels, filters):
+            taps_last = np.ascontiguousarray(w.transpose(order[:-2] + (0, 1)))
+            return _channels_last_correlation(_pad_channels_last(gy, pads), taps_last,
+                                              input_spatial, not flip, dilation)
         padded = pad_nd(gy, pads)
         return _shifted_view_correlation(padded, tap_weights, input_spatial, not flip,
                                          dilation)

@@ -1,0 +1,141 @@
+"""Time the N-d convolution kernels (1-D, 3-D, dilated, grouped) against PyTorch.
+
+Usage::
+
+    python benchmarks/bench_conv_nd.py [--repeat 5] [--threads 2] [--only NAME ...]
+
+For each case it prints the best of ``--repeat`` runs of the CPU kernels behind
+``fcn8_lasagne.ops.conv`` (``forward``; ``fwd+bwd`` adds the input and weight gradients)
+next to ``torch.nn.functional`` on the same float32 arrays (``fwd+bwd`` through autograd),
+with ``torch.set_num_threads(--threads)``, and the ratio ours / torch. Calls alternate
+between the two sides so that load spikes on a shared machine hit both alike: minima are
+the numbers to compare.
+"""
+
+import argparse
+import platform
+import subprocess
+import time
+
+import numpy as np
+
+from fcn8_lasagne.ops import _conv_cpu
+from fcn8_lasagne.ops._blas import blas_info
+
+
+def cases():
+    """``(name, input shape, filter shape, stride, pad, dilation, groups)``."""
+    return [
+        ("conv1d k25 same", (16, 64, 2000), (64, 64, 25), 1, 12, 1, 1),
+        ("conv3d 32^3 k3", (2, 32, 32, 32, 32), (32, 32, 3, 3, 3), 1, 1, 1, 1),
+        ("conv2d dil2", (2, 256, 64, 64), (256, 256, 3, 3), 1, 2, 2, 1),
+        ("conv2d dil4", (2, 256, 64, 64), (256, 256, 3, 3), 1, 4, 4, 1),
+        ("conv2d groups32", (2, 256, 64, 64), (256, 8, 3, 3), 1, 1, 1, 32),
+    ]
+
+
+def best_times(functions, repeat):
+    """Best wall time of each function, calling them in turns."""
+    for function in functions.values():
+        function()
+    best = dict.fromkeys(functions, np.inf)
+    for _ in range(repeat):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def case_functions(x, w, stride, pad, dilation, groups, torch):
+    n = x.ndim - 2
+    strides, pads, dilations = (stride,) * n, (pad,) * n, (dilation,) * n
+    out = np.ascontiguousarray(
+        _conv_cpu.conv_forward(x, w, pads, strides, False, dilations, groups))
+    gy = np.random.default_rng(1).standard_normal(out.shape).astype(x.dtype)
+
+    def ours_forward():
+        return _conv_cpu.conv_forward(x, w, pads, strides, False, dilations, groups)
+
+    def ours_both():
+        _conv_cpu.conv_forward(x, w, pads, strides, False, dilations, groups)
+        _conv_cpu.conv_backward_input(gy, w, x.shape[2:], pads, strides, False, dilations,
+                                      groups)
+        _conv_cpu.conv_backward_weights(x, gy, w.shape[2:], pads, strides, False, dilations,
+                                        groups)
+
+    functions = {"ours fwd": ours_forward, "ours fwd+bwd": ours_both}
+    if torch is None:
+        return functions
+    import torch.nn.functional as F
+
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
+    tx, tw, tgy = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(gy)
+    gx = tx.clone().requires_grad_(True)
+    gw = tw.clone().requires_grad_(True)
+
+    def torch_forward():
+        with torch.no_grad():
+            return conv(tx, tw, stride=stride, padding=pad, dilation=dilation, groups=groups)
+
+    def torch_both():
+        gx.grad = gw.grad = None
+        conv(gx, gw, stride=stride, padding=pad, dilation=dilation, groups=groups).backward(tgy)
+
+    # the check that both compute the same thing
+    np.testing.assert_allclose(ours_forward(), torch_forward().numpy(), atol=2e-3, rtol=2e-3)
+    functions.update({"torch fwd": torch_forward, "torch fwd+bwd": torch_both})
+    return functions
+
+
+def machine():
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+        model = next((line.split(":", 1)[1].strip() for line in lines
+                      if line.startswith("Model name")), platform.processor())
+    except OSError:
+        model = platform.processor()
+    flags = open("/proc/cpuinfo").read() if platform.system() == "Linux" else ""
+    vector = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "no AVX2")
+    return f"{model} ({vector})"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", nargs="*", help="substrings of the case names to run")
+    args = parser.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+    print(f"machine: {machine()}; {blas_info()}; date {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    if torch is not None:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    rng = np.random.default_rng(0)
+    header = f"{'case':18s} {'ours fwd':>9s} {'torch':>9s} {'ratio':>6s}   " \
+             f"{'ours f+b':>9s} {'torch':>9s} {'ratio':>6s}"
+    print(header)
+    for name, x_shape, w_shape, stride, pad, dilation, groups in cases():
+        if args.only and not any(part in name for part in args.only):
+            continue
+        x = rng.standard_normal(x_shape).astype("float32")
+        w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype("float32")
+        best = best_times(case_functions(x, w, stride, pad, dilation, groups, torch),
+                          args.repeat)
+        row = f"{name:18s} {best['ours fwd'] * 1e3:8.1f}ms"
+        if torch is not None:
+            row += (f" {best['torch fwd'] * 1e3:8.1f}ms "
+                    f"{best['ours fwd'] / best['torch fwd']:5.2f}x")
+        row += f"   {best['ours fwd+bwd'] * 1e3:8.1f}ms"
+        if torch is not None:
+            row += (f" {best['torch fwd+bwd'] * 1e3:8.1f}ms "
+                    f"{best['ours fwd+bwd'] / best['torch fwd+bwd']:5.2f}x")
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
