@@ -38,6 +38,7 @@ from .shape import (
     reshape,
 )
 from .special import BiasLayer, ExpressionLayer, NonlinearityLayer, ScaleLayer
+from .special import TPSTransformerLayer, TransformerLayer
 
 __all__ = [
     "Layer", "MergeLayer", "InputLayer",
@@ -49,6 +50,7 @@ __all__ = [
     "DimshuffleLayer", "dimshuffle", "ReshapeLayer", "reshape", "FlattenLayer", "flatten",
     "SliceLayer", "PadLayer", "pad",
     "NonlinearityLayer", "BiasLayer", "ScaleLayer", "ExpressionLayer",
+    "TransformerLayer", "TPSTransformerLayer",
     "DenseLayer", "BatchNormLayer", "batch_norm",
     "CustomRecurrentLayer", "RecurrentLayer", "Gate", "LSTMLayer", "GRULayer",
     "get_all_layers", "get_output", "get_output_shape", "get_all_params", "count_params",

@@ -1,7 +1,13 @@
 """Layers applying an elementwise function or a learned bias/scale."""
 
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
 from .. import init, nonlinearities
-from .base import Layer
+from ..ops.resize import sampling_grid
+from ..utils import as_tuple
+from .base import Layer, MergeLayer
 
 __all__ = ["NonlinearityLayer", "BiasLayer", "ScaleLayer", "ExpressionLayer"]
 
@@ -82,3 +88,286 @@ class ExpressionLayer(Layer):
 
     def get_output_for(self, input, **kwargs):
         return self.function(input)
+
+
+# --- spatial transformers (Lasagne's TransformerLayer, TPSTransformerLayer) ---------------
+
+_BORDER_MODES = ("nearest", "mirror", "wrap")
+
+
+def _check_border_mode(border_mode):
+    if border_mode not in _BORDER_MODES:
+        raise ValueError("border_mode must be one of 'nearest', 'mirror', 'wrap', got "
+                         f"{border_mode!r}")
+    return border_mode
+
+
+def _layer_label(layer):
+    return f"{type(layer).__name__} {layer.name!r}" if layer.name else type(layer).__name__
+
+
+def _check_transformer_shapes(layer, units, what):
+    input_shape, loc_shape = layer.input_shapes
+    if len(loc_shape) != 2 or loc_shape[-1] != units:
+        raise ValueError(
+            f"{_layer_label(layer)}: The localization network must have output shape: "
+            f"(batch_size, {what}), got {loc_shape}")
+    if len(input_shape) != 4:
+        raise ValueError(
+            f"{_layer_label(layer)}: The input network must have a 4-dimensional output "
+            "shape: (batch_size, num_input_channels, input_rows, input_columns), got "
+            f"{input_shape}")
+
+
+def _transformed_shape(shape, factors):
+    return tuple(shape[:2]) + tuple(None if s is None else int(s // f)
+                                    for s, f in zip(shape[2:], factors))
+
+
+def _source_index(coordinate, size, border_mode):
+    """Integer pixel index for a float index ``coordinate`` (floor or floor + 1) on an axis of
+    ``size`` pixels (a float scalar): clipped, mirrored or wrapped as in Lasagne."""
+    if border_mode == "nearest":
+        index = pt.clip(coordinate, 0, size - 1)
+    elif border_mode == "mirror":
+        period = 2 * (size - 1)
+        index = pt.minimum(coordinate % period, -coordinate % period)
+    else:
+        index = coordinate % size
+    return pt.cast(index, "int64")
+
+
+def _interpolate(im, x, y, border_mode):
+    """Bilinear samples of ``im`` (B, H, W, C) at the normalised points ``x``, ``y``
+    (B, H', W', in [-1, 1] across the image): a (B, H', W', C) tensor.
+
+    Lasagne's ``_interpolate``: the four neighbours' weights use the unclipped floor and
+    floor + 1, their indices follow ``border_mode``; gradients flow to ``x`` and ``y``
+    through the weights and to ``im`` through the gathers.
+    """
+    height = pt.cast(im.shape[1], x.dtype)
+    width = pt.cast(im.shape[2], x.dtype)
+    x = (x + 1) / 2 * (width - 1)
+    y = (y + 1) / 2 * (height - 1)
+    x0_f = pt.floor(x)
+    y0_f = pt.floor(y)
+    x1_f = x0_f + 1
+    y1_f = y0_f + 1
+    x0, x1 = (_source_index(v, width, border_mode) for v in (x0_f, x1_f))
+    y0, y1 = (_source_index(v, height, border_mode) for v in (y0_f, y1_f))
+    batch = pt.arange(im.shape[0], dtype="int64")[:, None, None]
+    pixel_a = im[batch, y0, x0]
+    pixel_b = im[batch, y1, x0]
+    pixel_c = im[batch, y0, x1]
+    pixel_d = im[batch, y1, x1]
+    weight_a = ((x1_f - x) * (y1_f - y))[..., None]
+    weight_b = ((x1_f - x) * (y - y0_f))[..., None]
+    weight_c = ((x - x0_f) * (y1_f - y))[..., None]
+    weight_d = ((x - x0_f) * (y - y0_f))[..., None]
+    return weight_a * pixel_a + weight_b * pixel_b + weight_c * pixel_c + weight_d * pixel_d
+
+
+def _sample(input, x, y, border_mode):
+    """``input`` (B, C, H, W) sampled at ``x``, ``y`` (B, H', W'): (B, C, H', W')."""
+    output = _interpolate(input.dimshuffle(0, 2, 3, 1), x, y, border_mode)
+    return output.dimshuffle(0, 3, 1, 2)
+
+
+class TransformerLayer(MergeLayer):
+    """Spatial transformer layer with an affine transformation (Jaderberg et al., 2015).
+
+    The output grid ``(x_t, y_t)``, ``H // f0`` by ``W // f1`` points spaced evenly over
+    [-1, 1], is mapped by the 2x3 matrix ``theta`` that ``localization_network`` gives for
+    each example (row-major, ``[t1..t6]``: t1 and t5 zoom, t2 and t4 skew, t3 and t6 move)
+    to source points, where the input is sampled bilinearly.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        The input, (batch_size, num_input_channels, input_rows, input_columns).
+    localization_network : Layer
+        Gives ``theta``, (batch_size, 6). Initialise it to ``[1, 0, 0, 0, 1, 0]`` (with a
+        linear output) for the identity transform.
+    downsample_factor : float or pair of floats
+        The output has ``int(rows // f0)`` rows and ``int(columns // f1)`` columns; values
+        below 1 upsample.
+    border_mode : {'nearest', 'mirror', 'wrap'}
+        Source points outside the input are clipped to its border, mirrored across it, or
+        wrapped around.
+    **kwargs
+        ``name``.
+
+    Notes
+    -----
+    The grid is an op (:func:`fcn8_lasagne.ops.resize.sampling_grid`) of the input, so its
+    shape is static under JAX for any input size. An invalid ``border_mode`` is refused
+    here at construction (Lasagne: when the output is built). For an output dimension of 1
+    the grid is -1 where Lasagne's divides by zero (NaN).
+    """
+
+    def __init__(self, incoming, localization_network, downsample_factor=1,
+                 border_mode="nearest", **kwargs):
+        super().__init__([incoming, localization_network], **kwargs)
+        self.downsample_factor = as_tuple(downsample_factor, 2)
+        self.border_mode = border_mode
+        _check_transformer_shapes(self, 6, "6")
+        _check_border_mode(border_mode)
+
+    def get_output_shape_for(self, input_shapes):
+        return _transformed_shape(input_shapes[0], self.downsample_factor)
+
+    def get_output_for(self, inputs, **kwargs):
+        input, theta = inputs
+        return _transform_affine(theta, input, self.downsample_factor, self.border_mode)
+
+
+def _transform_affine(theta, input, downsample_factor, border_mode):
+    # theta's rows of the 2x3 matrix taken by column: no reshape, whose inferred batch size
+    # (a division of sizes) JAX could not trace as static
+    grid = sampling_grid(input, downsample_factor)
+    x_t, y_t = grid[0][None], grid[1][None]
+
+    def row(i):
+        return (theta[:, 3 * i, None, None] * x_t + theta[:, 3 * i + 1, None, None] * y_t
+                + theta[:, 3 * i + 2, None, None])
+
+    return _sample(input, row(0), row(1), _check_border_mode(border_mode))
+
+
+def _thin_plate_kernel(squared_distance):
+    """Bookstein's ``U = r^2 log r^2`` of squared distances (symbolic), 0 where they are 0."""
+    positive = squared_distance > 0
+    return pt.switch(positive, squared_distance * pt.log(pt.switch(positive, squared_distance, 1)),
+                     0)
+
+
+def _thin_plate_kernel_numpy(squared_distance):
+    """:func:`_thin_plate_kernel` in NumPy, in the dtype of ``squared_distance``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = squared_distance * np.log(squared_distance)
+    return np.where(squared_distance > 0, values, 0).astype(squared_distance.dtype)
+
+
+def _initialize_tps(num_control_points, input_shape, downsample_factor, precompute_grid):
+    """Control points, the inverse of Bookstein's L matrix and (if ``precompute_grid``)
+    the (num_control_points + 3, H' * W') matrix that maps coefficients to grid points, in
+    floatX as Lasagne computes them."""
+    dtype = pytensor.config.floatX
+    grid_size = int(round(np.sqrt(num_control_points)))
+    axis = np.linspace(-1, 1, grid_size)
+    x_control, y_control = np.meshgrid(axis, axis)
+    source_points = np.vstack((x_control.ravel(), y_control.ravel())).astype(dtype)
+    count = num_control_points + 3
+    L = np.zeros((count, count), dtype=dtype)
+    L[0, 3:] = 1
+    L[1:3, 3:] = source_points
+    L[3:, 0] = 1
+    L[3:, 1:3] = source_points.T
+    difference = source_points[:, :, None] - source_points[:, None, :]
+    L[3:, 3:] = _thin_plate_kernel_numpy((difference ** 2).sum(axis=0))
+    L_inv = np.linalg.inv(L)
+    right_mat = out_height = out_width = None
+    if precompute_grid:
+        out_height = int(input_shape[2] // downsample_factor[0])
+        out_width = int(input_shape[3] // downsample_factor[1])
+        x_t, y_t = np.meshgrid(np.linspace(-1, 1, out_width), np.linspace(-1, 1, out_height))
+        grid = np.vstack((x_t.ravel(), y_t.ravel())).astype(dtype)
+        squared = ((grid[None, :, :] - source_points.T[:, :, None]) ** 2).sum(axis=1)
+        right_mat = np.concatenate(
+            [np.ones((1, grid.shape[1]), dtype=dtype), grid, _thin_plate_kernel_numpy(squared)])
+    return right_mat, L_inv, source_points, out_height, out_width
+
+
+class TPSTransformerLayer(MergeLayer):
+    """Spatial transformer layer with a thin plate spline transformation (Bookstein, 1989).
+
+    ``control_points`` source points on an even grid over [-1, 1]^2 move by the offsets
+    that ``localization_network`` gives, (batch_size, 2 * control_points): all x offsets,
+    then all y offsets. The thin plate spline through them maps the output grid to source
+    points, where the input is sampled bilinearly. Zero offsets give the identity.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        The input, (batch_size, num_input_channels, input_rows, input_columns).
+    localization_network : Layer
+        Gives the offsets, (batch_size, 2 * control_points).
+    downsample_factor : float or pair of floats
+        As for :class:`TransformerLayer`.
+    control_points : int
+        A perfect square (default 16).
+    precompute_grid : 'auto' or bool
+        Compute the spline basis of the output grid in NumPy at construction (needs the
+        input's rows and columns; 'auto': when they are known) rather than in the graph.
+    border_mode : {'nearest', 'mirror', 'wrap'}
+    **kwargs
+        ``name``.
+
+    Notes
+    -----
+    With ``precompute_grid=False`` Lasagne's graph drops the spline's radial terms (its
+    ``T.switch(T.isnan(log r^2), ...)`` is always 0), so only the affine part of the
+    spline acted; here both settings compute the same spline, as Lasagne documents. An
+    invalid ``border_mode`` is refused at construction.
+    """
+
+    def __init__(self, incoming, localization_network, downsample_factor=1,
+                 control_points=16, precompute_grid="auto", border_mode="nearest", **kwargs):
+        super().__init__([incoming, localization_network], **kwargs)
+        self.border_mode = border_mode
+        self.downsample_factor = as_tuple(downsample_factor, 2)
+        self.control_points = control_points
+        input_shape = self.input_shapes[0]
+        _check_transformer_shapes(self, 2 * control_points, "2*control_points")
+        if round(np.sqrt(control_points)) ** 2 != control_points:
+            raise ValueError(f"{_layer_label(self)}: The number of control points must be a "
+                             f"perfect square, got {control_points}.")
+        _check_border_mode(border_mode)
+        can_precompute = all(s is not None for s in input_shape[2:])
+        if precompute_grid == "auto":
+            precompute_grid = can_precompute
+        elif precompute_grid and not can_precompute:
+            raise ValueError(f"{_layer_label(self)}: Grid can only be precomputed if the input "
+                             f"height and width are pre-specified, got {input_shape}.")
+        self.precompute_grid = precompute_grid
+        (self.right_mat, self.L_inv, self.source_points, self.out_height,
+         self.out_width) = _initialize_tps(control_points, input_shape,
+                                           self.downsample_factor, precompute_grid)
+
+    def get_output_shape_for(self, input_shapes):
+        return _transformed_shape(input_shapes[0], self.downsample_factor)
+
+    def get_output_for(self, inputs, **kwargs):
+        input, dest_offsets = inputs
+        return _transform_thin_plate_spline(
+            dest_offsets, input, self.right_mat, self.L_inv, self.source_points,
+            self.out_height, self.out_width, self.precompute_grid, self.downsample_factor,
+            self.border_mode)
+
+
+def _transform_thin_plate_spline(dest_offsets, input, right_mat, L_inv, source_points,
+                                 out_height, out_width, precompute_grid, downsample_factor,
+                                 border_mode):
+    count = source_points.shape[1]
+    to_coefficients = pt.constant(L_inv[:, 3:].T)
+    coordinates = []
+    for axis in (0, 1):  # x, then y: the destination points and their spline coefficients
+        dest = pt.constant(source_points[axis]) + dest_offsets[:, axis * count:(axis + 1) * count]
+        coefficients = pt.dot(dest, to_coefficients)  # (B, count + 3): 1, x, y, radial
+        if precompute_grid:
+            points = pt.dot(coefficients, pt.constant(right_mat))
+            points = points.reshape((input.shape[0], out_height, out_width))
+        else:
+            grid = sampling_grid(input, downsample_factor)
+            x_t, y_t = grid[0], grid[1]
+            squared = ((x_t[None] - source_points[0][:, None, None]) ** 2
+                       + (y_t[None] - source_points[1][:, None, None]) ** 2)
+            radial = _thin_plate_kernel(squared)[None]  # (1, count, H', W')
+            points = (coefficients[:, 0, None, None] + coefficients[:, 1, None, None] * x_t[None]
+                      + coefficients[:, 2, None, None] * y_t[None]
+                      + (coefficients[:, 3:, None, None] * radial).sum(axis=1))
+        coordinates.append(points)
+    return _sample(input, coordinates[0], coordinates[1], _check_border_mode(border_mode))
+
+
+__all__ += ["TransformerLayer", "TPSTransformerLayer"]
