@@ -1,7 +1,17 @@
 """Lasagne-compatible layers (Lasagne 0.2.dev1 names, arguments, defaults and semantics)."""
 
 from .base import Layer, MergeLayer
-from .conv import BaseConvLayer, Conv2DLayer, Deconv2DLayer, TransposedConv2DLayer
+from .conv import (
+    BaseConvLayer,
+    Conv1DLayer,
+    Conv2DLayer,
+    Conv3DLayer,
+    Deconv2DLayer,
+    Deconv3DLayer,
+    DilatedConv2DLayer,
+    TransposedConv2DLayer,
+    TransposedConv3DLayer,
+)
 from .dense import DenseLayer
 from .helper import (
     count_params,
@@ -13,6 +23,7 @@ from .helper import (
     set_all_param_values,
 )
 from .input import InputLayer
+from .local import LocallyConnected2DLayer
 from .merge import (
     ConcatLayer,
     ElemwiseMergeLayer,
@@ -42,7 +53,9 @@ from .special import TPSTransformerLayer, TransformerLayer
 
 __all__ = [
     "Layer", "MergeLayer", "InputLayer",
-    "BaseConvLayer", "Conv2DLayer", "TransposedConv2DLayer", "Deconv2DLayer",
+    "BaseConvLayer", "Conv1DLayer", "Conv2DLayer", "Conv3DLayer", "TransposedConv2DLayer",
+    "Deconv2DLayer", "TransposedConv3DLayer", "Deconv3DLayer", "DilatedConv2DLayer",
+    "LocallyConnected2DLayer",
     "Pool2DLayer", "MaxPool2DLayer",
     "DropoutLayer", "dropout",
     "ConcatLayer", "concat", "ElemwiseMergeLayer", "ElemwiseSumLayer",
