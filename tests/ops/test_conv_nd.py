@@ -53,7 +53,7 @@ def tuple_of(value, n):
 CASES = [  # border_mode, stride, dilation, groups, flip
     ("valid", 1, 1, 1, True), ("full", 1, 2, 1, False), ("half", 1, 2, 2, True),
     (1, 2, 1, 2, False), ("full", 2, 2, 1, True), ("half", 3, 1, 1, False),
-    (2, 1, 3, 1, True), ("valid", 2, 2, 2, False),
+    (2, 1, 3, 1, True), ("valid", 2, 2, 2, False), (3, 1, 1, 2, True),  # pad > k - 1
 ]
 
 
@@ -268,6 +268,32 @@ def test_length_formulas_with_dilation():
     assert shapes.normalize_border_mode("valid", 3) == (0, 0, 0)
     with pytest.raises(ValueError, match=">= 0"):
         shapes.normalize_border_mode((1, -1), 2)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, pad, dilation", [
+    ((2, 3, 6, 7, 5), (5, 3, 3, 2, 3), (1, 0, 2), (1, 1, 1)),
+    ((1, 4, 12, 11), (6, 4, 3, 3), (2, 4), (2, 3)),
+])
+def test_channels_last_and_channels_first_kernels_agree(rng, monkeypatch, x_shape, w_shape,
+                                                       pad, dilation):
+    """The channels-last shifted views (small channel counts) against the channels-first
+    ones and the reference, forward and transposed."""
+    x, w = random(rng, x_shape), random(rng, w_shape)
+    n = len(pad)
+    results = []
+    for limit in (64, 0):
+        monkeypatch.setattr(_conv_cpu, "_CHANNELS_LAST_MAX", limit)
+        y = _conv_cpu.conv_forward(x, w, pad, (1,) * n, True, dilation)
+        results.append((y, _conv_cpu.conv_backward_input(y, w, x_shape[2:], pad, (1,) * n,
+                                                         False, dilation)))
+    (y_last, gx_last), (y_first, gx_first) = results
+    assert y_last.strides[1] == y_last.itemsize  # channels-last buffer
+    assert y_first.flags.c_contiguous or y_first.strides[-1] == y_first.itemsize
+    np.testing.assert_allclose(y_last, y_first, atol=1e-12)
+    np.testing.assert_allclose(gx_last, gx_first, atol=1e-12)
+    np.testing.assert_allclose(y_last, reference.conv(x, w, 1, pad, dilation), atol=1e-10)
+    np.testing.assert_allclose(gx_last, reference.conv_transpose(
+        y_last, w, x_shape[2:], 1, pad, dilation, flip=False), atol=1e-10)
 
 
 def test_cpu_kernels_1d_through_2d(rng):
