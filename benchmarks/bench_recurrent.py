@@ -10,9 +10,10 @@ For each variant (``scan``: ``pytensor.scan``, ``unroll``: ``unroll_scan=True``,
 ``scan-noprecompute`` and ``peepholes`` for comparison; ``jax`` and ``jax-unroll``: the
 same graphs compiled with ``device="jax"``; ``scan-numpy`` / ``unroll-numpy``: an experiment
 with the gate nonlinearities computed by NumPy's vectorised ``tanh`` in a Python op, to
-measure what PyTensor's scalar C ``tanh``/``exp`` loops cost) it compiles (C mode, ``device="cpu"``, unless the
-name starts with ``jax``) a forward function and a forward+backward function (the gradients of
-``sum(output)`` with respect to all trainable parameters and the input) and prints the best
+measure what PyTensor's scalar C ``tanh``/``exp`` loops cost) it compiles (C mode,
+``device="cpu"``, unless the name starts with ``jax``) a forward function and a
+forward+backward function (the gradients of ``sum(output)`` with respect to all trainable
+parameters and the input) and prints the best
 of ``--repeat`` timed calls next to ``torch.nn.LSTM`` on the same arrays and weights, with
 the ratio ours / torch. The outputs are checked against PyTorch's first. The machine may be
 shared: minima are the numbers to compare.

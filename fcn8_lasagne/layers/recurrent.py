@@ -3,9 +3,9 @@
 The input of every layer is ``(batch_size, sequence_length, num_inputs...)``; the output is
 ``(batch_size, sequence_length, num_units...)``, or ``(batch_size, num_units...)`` with
 ``only_return_final=True``. Internally time comes first: the input is dimshuffled to
-``(sequence_length, batch_size, ...)``, ``pytensor.scan`` (or :func:`~fcn8_lasagne.utils.unroll_scan`
-with ``unroll_scan=True``) iterates over it, and the result is dimshuffled back (and reversed
-again for ``backwards=True``), as in Lasagne.
+``(sequence_length, batch_size, ...)``, ``pytensor.scan`` (or
+:func:`~fcn8_lasagne.utils.unroll_scan` with ``unroll_scan=True``) iterates over it, and
+the result is dimshuffled back (and reversed again for ``backwards=True``), as in Lasagne.
 
 .. autosummary::
     :nosignatures:
@@ -285,7 +285,7 @@ def _precompute(input, W_in_stacked, b_stacked):
 # ---------------------------------------------------------------------------------------
 
 class CustomRecurrentLayer(MergeLayer):
-    r"""A recurrent layer with user-given connections, :math:`h_t = \sigma(f_i(x_t) + f_h(h_{t-1}))`.
+    r"""A recurrent layer with given connections: :math:`h_t = \sigma(f_i(x_t) + f_h(h_{t-1}))`.
 
     Parameters
     ----------
