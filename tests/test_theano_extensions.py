@@ -162,3 +162,22 @@ def test_pad_fewer_widths_than_axes(rng):
     x = rng.standard_normal((2, 3, 4)).astype("float32")
     out = _eval(padding.pad(x_var, [2]), [x_var], [x])
     np.testing.assert_array_equal(out, np.pad(x, [(0, 0), (2, 2), (0, 0)]))
+
+
+def test_served_as_lasagne_theano_extensions_to_legacy_scripts(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import lasagne.theano_extensions.conv\n"
+        "from lasagne.theano_extensions import padding\n"
+        "import fcn8_lasagne.theano_extensions as ours\n"
+        "assert lasagne.theano_extensions.conv is ours.conv and padding is ours.padding\n"
+        "from lasagne.layers import Conv1DLayer\n"
+        "assert Conv1DLayer((1, 2, 9), 3, 3).convolution is ours.conv.conv1d_mc0\n"
+        "print('served')\n")
+    result = subprocess.run([sys.executable, "-m", "fcn8_lasagne.legacy", str(script)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("served")

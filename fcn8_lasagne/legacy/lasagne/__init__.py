@@ -7,13 +7,14 @@ initialiser or update added to this package is at once ``lasagne.layers.X`` (or
 """
 
 from ... import init, layers, nonlinearities, objectives, random, regularization, updates, utils
+from ... import theano_extensions
 from .._errors import shim_getattr
 
 __legacy_shim__ = True
 __legacy_passthrough__ = "fcn8_lasagne"
 #: Lasagne's own modules; other modules of fcn8_lasagne are not served under ``lasagne``.
 __legacy_passthrough_names__ = ("layers", "nonlinearities", "init", "objectives", "updates",
-                                "regularization", "utils", "random")
+                                "regularization", "utils", "random", "theano_extensions")
 __version__ = "0.2.dev1"
 
 __all__ = list(__legacy_passthrough_names__)
