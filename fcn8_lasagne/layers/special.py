@@ -308,7 +308,9 @@ class TPSTransformerLayer(MergeLayer):
     With ``precompute_grid=False`` Lasagne's graph drops the spline's radial terms (its
     ``T.switch(T.isnan(log r^2), ...)`` is always 0), so only the affine part of the
     spline acted; here both settings compute the same spline, as Lasagne documents. An
-    invalid ``border_mode`` is refused at construction.
+    invalid ``border_mode`` is refused at construction. ``right_mat``, ``L_inv`` and
+    ``source_points`` are NumPy arrays and ``out_height``, ``out_width`` ints (Lasagne:
+    constant tensors), with Lasagne's values.
     """
 
     def __init__(self, incoming, localization_network, downsample_factor=1,
