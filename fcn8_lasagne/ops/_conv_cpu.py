@@ -241,8 +241,9 @@ _CHANNELS_LAST_MAX = 64
 
 
 def _channels_last_pays(ndim, dilation, channels, filters):
-    """Whether a stride-1 shifted-view correlation should run channels-last (never for the
-    undilated 2-D convolutions, which keep their kernels)."""
+    """Whether a stride-1 shifted-view correlation should run channels-last, and its weight
+    gradient with the last axis's taps folded into the channels (never for the undilated
+    2-D convolutions, which keep their kernels)."""
     return (ndim == 3 or any(d > 1 for d in dilation)) and max(channels, filters) <= (
         _CHANNELS_LAST_MAX)
 
@@ -307,6 +308,55 @@ def _channels_last_correlation(images, tap_weights, out_shape, flip, dilation):
     grid = out.reshape(batch, out_shape[0], *spatial[1:], filters)
     view = grid[(slice(None), slice(None)) + tuple(slice(0, n) for n in out_shape[1:])]
     return np.moveaxis(view, -1, 1)
+
+
+def _folded_weight_grad(padded, output_grad, kernel, dilation):
+    """:func:`_shifted_view_weight_grad` with the taps of the last axis folded into the
+    channels: the rows ``(c, v)`` of a copy hold channel ``c`` shifted by ``v * dilation``, so
+    each GEMM computes ``kw`` taps at once (``kw`` times fewer, ``kw`` times wider GEMMs for
+    small channel counts)."""
+    batch, channels = padded.shape[:2]
+    spatial = padded.shape[2:]
+    ndim = len(spatial)
+    filters, out_shape = output_grad.shape[1], output_grad.shape[2:]
+    steps = _grid_steps(spatial)
+    length = sum((n - 1) * s for n, s in zip(out_shape, steps)) + 1
+    images = padded.reshape(batch, channels, -1)
+    last, step = kernel[-1], dilation[-1]
+    total = images.shape[2] - (last - 1) * step
+    folded = np.empty((batch, channels, last, total), dtype=padded.dtype)
+
+    def copy(task, _):
+        b, v = task
+        folded[b, :, v] = images[b, :, v * step:v * step + total]
+
+    parallel_for([(b, v) for b in range(batch) for v in range(last)], copy,
+                 flops=8.0 * folded.size)
+    folded = folded.reshape(batch, channels * last, total)
+    wide_grad = pad_nd(output_grad, (0,) * ndim, (out_shape[0], *spatial[1:])).reshape(
+        batch, filters, -1)
+    taps = _tap_shifts(kernel[:-1], dilation[:-1], steps[:-1])
+    pieces = -(-2 * worker_count() // batch)
+    block = _block_size(length, (channels * last + filters) * padded.itemsize, pieces)
+
+    def new_state():
+        return {"grad": np.empty((*kernel[:-1], filters, channels * last), dtype=padded.dtype),
+                "beta": 0.0}
+
+    def accumulate(task, state):
+        b, (start, stop) = task
+        for tap, shift in taps:
+            gemm(wide_grad[b, :, start:stop], folded[b, :, shift + start:shift + stop],
+                 state["grad"][tap], beta=state["beta"], trans_b=True)
+        state["beta"] = 1.0
+
+    states = parallel_for([(b, span) for b in range(batch) for span in spans(length, block)],
+                          accumulate, new_state,
+                          flops=2.0 * batch * length * filters * channels * math.prod(kernel))
+    grad = states[0]["grad"]
+    for state in states[1:]:
+        grad += state["grad"]
+    return np.moveaxis(grad.reshape(*kernel[:-1], filters, channels, last), -1, ndim - 1)
 
 
 def _phase_kernel(w, stride, flip):
@@ -768,6 +818,8 @@ def _backward_weights(x, gy, kernel, pad, stride, flip, dilation):
                 kernel, channels, filters, batch, out_shape):
             padded = pad_images(x, pad[0], pad[1], *_winograd.padded_size(*out_shape))
             tap_grads = _winograd.winograd_weight_grad(padded, gy)
+        elif _channels_last_pays(ndim, dilation, channels, filters) and kernel[-1] > 1:
+            tap_grads = _folded_weight_grad(_contiguous_images(x, pad), gy, kernel, dilation)
         else:
             tap_grads = _shifted_view_weight_grad(_contiguous_images(x, pad), gy, kernel,
                                                   dilation)

@@ -276,8 +276,8 @@ def test_length_formulas_with_dilation():
 ])
 def test_channels_last_and_channels_first_kernels_agree(rng, monkeypatch, x_shape, w_shape,
                                                        pad, dilation):
-    """The channels-last shifted views (small channel counts) against the channels-first
-    ones and the reference, forward and transposed."""
+    """The channels-last shifted views and the folded weight gradient (small channel counts)
+    against the channels-first kernels and the reference."""
     x, w = random(rng, x_shape), random(rng, w_shape)
     n = len(pad)
     results = []
@@ -285,8 +285,13 @@ def test_channels_last_and_channels_first_kernels_agree(rng, monkeypatch, x_shap
         monkeypatch.setattr(_conv_cpu, "_CHANNELS_LAST_MAX", limit)
         y = _conv_cpu.conv_forward(x, w, pad, (1,) * n, True, dilation)
         results.append((y, _conv_cpu.conv_backward_input(y, w, x_shape[2:], pad, (1,) * n,
-                                                         False, dilation)))
-    (y_last, gx_last), (y_first, gx_first) = results
+                                                         False, dilation),
+                        _conv_cpu.conv_backward_weights(x, y, w_shape[2:], pad, (1,) * n,
+                                                        True, dilation)))
+    (y_last, gx_last, gw_folded), (y_first, gx_first, gw_first) = results
+    np.testing.assert_allclose(gw_folded, gw_first, atol=1e-10)
+    np.testing.assert_allclose(gw_folded, reference.conv_grad_weights(
+        x, y_last, w_shape[2:], 1, pad, dilation), atol=1e-10)
     assert y_last.strides[1] == y_last.itemsize  # channels-last buffer
     assert y_first.flags.c_contiguous or y_first.strides[-1] == y_first.itemsize
     np.testing.assert_allclose(y_last, y_first, atol=1e-12)
