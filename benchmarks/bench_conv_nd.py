@@ -2,14 +2,16 @@
 
 Usage::
 
-    python benchmarks/bench_conv_nd.py [--repeat 5] [--threads 2] [--only NAME ...]
+    python benchmarks/bench_conv_nd.py [--repeat 5] [--rounds 1] [--threads 2]
+                                       [--only NAME ...]
 
 For each case it prints the best of ``--repeat`` runs of the CPU kernels behind
 ``fcn8_lasagne.ops.conv`` (``forward``; ``fwd+bwd`` adds the input and weight gradients)
 next to ``torch.nn.functional`` on the same float32 arrays (``fwd+bwd`` through autograd),
 with ``torch.set_num_threads(--threads)``, and the ratio ours / torch. Calls alternate
 between the two sides so that load spikes on a shared machine hit both alike: minima are
-the numbers to compare.
+the numbers to compare. ``--rounds`` runs every case that many times over, keeping each
+side's minimum across rounds, for machines whose load changes over minutes.
 """
 
 import argparse
@@ -103,6 +105,7 @@ def machine():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="substrings of the case names to run")
     args = parser.parse_args()
@@ -116,26 +119,30 @@ def main():
     if torch is not None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rng = np.random.default_rng(0)
-    header = f"{'case':18s} {'ours fwd':>9s} {'torch':>9s} {'ratio':>6s}   " \
-             f"{'ours f+b':>9s} {'torch':>9s} {'ratio':>6s}"
-    print(header)
-    for name, x_shape, w_shape, stride, pad, dilation, groups in cases():
-        if args.only and not any(part in name for part in args.only):
-            continue
+    selected = [case for case in cases()
+                if not args.only or any(part in case[0] for part in args.only)]
+    prepared = {}
+    for name, x_shape, w_shape, stride, pad, dilation, groups in selected:
         x = rng.standard_normal(x_shape).astype("float32")
         w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype("float32")
-        best = best_times(case_functions(x, w, stride, pad, dilation, groups, torch),
-                          args.repeat)
-        row = f"{name:18s} {best['ours fwd'] * 1e3:8.1f}ms"
+        prepared[name] = case_functions(x, w, stride, pad, dilation, groups, torch)
+    best = {name: {} for name in prepared}
+    for _ in range(args.rounds):
+        for name, functions in prepared.items():
+            for key, value in best_times(functions, args.repeat).items():
+                best[name][key] = min(best[name].get(key, np.inf), value)
+    print(f"{'case':18s} {'ours fwd':>9s} {'torch':>9s} {'ratio':>6s}   "
+          f"{'ours f+b':>9s} {'torch':>9s} {'ratio':>6s}")
+    for name, times in best.items():
+        row = f"{name:18s} {times['ours fwd'] * 1e3:8.1f}ms"
         if torch is not None:
-            row += (f" {best['torch fwd'] * 1e3:8.1f}ms "
-                    f"{best['ours fwd'] / best['torch fwd']:5.2f}x")
-        row += f"   {best['ours fwd+bwd'] * 1e3:8.1f}ms"
+            row += (f" {times['torch fwd'] * 1e3:8.1f}ms "
+                    f"{times['ours fwd'] / times['torch fwd']:5.2f}x")
+        row += f"   {times['ours fwd+bwd'] * 1e3:8.1f}ms"
         if torch is not None:
-            row += (f" {best['torch fwd+bwd'] * 1e3:8.1f}ms "
-                    f"{best['ours fwd+bwd'] / best['torch fwd+bwd']:5.2f}x")
+            row += (f" {times['torch fwd+bwd'] * 1e3:8.1f}ms "
+                    f"{times['ours fwd+bwd'] / times['torch fwd+bwd']:5.2f}x")
         print(row, flush=True)
-
 
 if __name__ == "__main__":
     main()
