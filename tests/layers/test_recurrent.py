@@ -1,5 +1,7 @@
 """Recurrent layers against NumPy time loops, finite differences, Lasagne's API and PyTorch."""
 
+import importlib.util
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -8,6 +10,7 @@ import pytest
 from fcn8_lasagne import compile as fcompile
 from fcn8_lasagne import init, nonlinearities
 from fcn8_lasagne.layers import (
+    Conv2DLayer,
     CustomRecurrentLayer,
     DenseLayer,
     ElemwiseSumLayer,
@@ -21,6 +24,7 @@ from fcn8_lasagne.layers import (
     get_output_shape,
 )
 from fcn8_lasagne.utils import unroll_scan
+from tests import reference
 from tests.conftest import FAST_MODE
 from tests.reference import recurrent as ref
 
@@ -257,6 +261,30 @@ def test_custom_recurrent_layer_multidimensional_state(rng):
     for t in range(4):
         h = np.tanh(x[:, t] @ W + b + h @ U)
         np.testing.assert_allclose(out[:, t], h, rtol=1e-5, atol=1e-5)
+
+
+def test_convolutional_recurrence(rng):
+    """Lasagne's docstring example: Conv2DLayer connections (rectify inside and outside)."""
+    l_in = InputLayer((2, 3, 4, 5, 6))
+    l_in_hid = Conv2DLayer(InputLayer((None, 4, 5, 6)), 7, (3, 3), pad="same")
+    l_hid_hid = Conv2DLayer(InputLayer(l_in_hid.output_shape), 7, (3, 3), pad="same")
+    layer = CustomRecurrentLayer(l_in, l_in_hid, l_hid_hid)
+    assert layer.output_shape == (2, 3, 7, 5, 6)
+    assert layer.hid_init.get_value().shape == (1, 7, 5, 6)
+    _randomise(layer, rng, scale=0.3)
+    x = rng.standard_normal((2, 3, 4, 5, 6)).astype("float32")
+    c_results = _function(layer, [l_in.input_var], mode="CVM", grads=True)(x)
+    W1, b1 = l_in_hid.W.get_value(), l_in_hid.b.get_value()[:, None, None]
+    W2, b2 = l_hid_hid.W.get_value(), l_hid_hid.b.get_value()[:, None, None]
+    h = np.broadcast_to(layer.hid_init.get_value(), (2, 7, 5, 6))
+    for t in range(3):
+        h = np.maximum(np.maximum(reference.conv2d(x[:, t], W1, pad=1) + b1, 0)
+                       + np.maximum(reference.conv2d(h, W2, pad=1) + b2, 0), 0)
+        np.testing.assert_allclose(c_results[0][:, t], h, rtol=1e-5, atol=1e-5)
+    if importlib.util.find_spec("jax"):
+        jax_results = _function(layer, [l_in.input_var], mode="jax", grads=True)(x)
+        for c_value, jax_value in zip(c_results, jax_results):
+            np.testing.assert_allclose(np.asarray(jax_value), c_value, rtol=2e-4, atol=2e-4)
 
 
 @pytest.mark.parametrize("cls", [LSTMLayer, GRULayer, RecurrentLayer])
