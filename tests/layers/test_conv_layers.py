@@ -412,3 +412,16 @@ def test_dilated_conv2d_jax_equals_c_with_unknown_sizes(rng):
     c_out = pytensor.function([x_var], output, mode="CVM")(x)
     jax_out = np.asarray(pytensor.function([x_var], output, mode="JAX")(x))
     np.testing.assert_allclose(jax_out, c_out, rtol=1e-5, atol=1e-5)
+
+
+def test_dilated_conv2d_gradients_match_finite_differences(rng):
+    from fcn8_lasagne.layers import DilatedConv2DLayer
+
+    def output(x, w):
+        layer = DilatedConv2DLayer(InputLayer((None, 2, None, None), x), 3, (2, 3),
+                                   dilation=(2, 1), W=w, b=None, nonlinearity=linear)
+        return get_output(layer)
+
+    pytensor.gradient.verify_grad(output, [rng.standard_normal((2, 2, 6, 5)),
+                                           rng.standard_normal((2, 3, 2, 3))],
+                                  rng=np.random.default_rng(1), eps=1e-6, mode=FAST_MODE)

@@ -240,3 +240,42 @@ def test_transposed_conv3d_jax_equals_c(rng):
                                   stride=2, crop=1, b=init.Normal(1.0))
     np.testing.assert_allclose(_run(layer, x_var, x, "JAX"), _run(layer, x_var, x, "CVM"),
                                rtol=1e-5, atol=1e-5)
+
+
+
+# --- gradients ---------------------------------------------------------------------------
+
+
+def _conv1d_full(x, w):
+    return Conv1DLayer(InputLayer((None, 2, None), x), 3, 3, stride=2, pad="full", W=w,
+                       b=None, nonlinearity=linear)
+
+
+def _conv1d_unstrided(x, w):
+    # the unstrided implementation needs known channel counts and lengths
+    return Conv1DLayer(InputLayer((None, 2, 9), x), 3, 4, stride=2, W=w, b=None,
+                       nonlinearity=linear, convolution=conv.conv1d_unstrided)
+
+
+def _conv3d_grouped(x, w):
+    return Conv3DLayer(InputLayer((None, 4, None, None, None), x), 2, (2, 3, 1),
+                       stride=(1, 2, 1), pad=1, num_groups=2, W=w, b=None,
+                       nonlinearity=linear)
+
+
+def _transposed_conv3d(x, w):
+    return TransposedConv3DLayer(InputLayer((None, 2, None, None, None), x), 3, (2, 3, 2),
+                                 stride=2, crop=1, W=w, b=None, nonlinearity=linear)
+
+
+@pytest.mark.parametrize("make, x_shape, w_shape", [
+    (_conv1d_full, (2, 2, 7), (3, 2, 3)),
+    (_conv1d_unstrided, (2, 2, 9), (3, 2, 4)),
+    (_conv3d_grouped, (1, 4, 3, 4, 3), (2, 2, 2, 3, 1)),
+    (_transposed_conv3d, (1, 2, 3, 2, 3), (2, 3, 2, 3, 2)),
+])
+def test_layer_gradients_match_finite_differences(rng, make, x_shape, w_shape):
+    # float64 inputs and weights (W given as a symbolic variable)
+    pytensor.gradient.verify_grad(lambda x, w: get_output(make(x, w)),
+                                  [rng.standard_normal(x_shape), rng.standard_normal(w_shape)],
+                                  rng=np.random.default_rng(1), eps=1e-6, mode=FAST_MODE)

@@ -123,3 +123,16 @@ def test_locally_connected_jax_equals_c(rng):
                                     b=init.Normal(1.0))
     np.testing.assert_allclose(_run(layer, x_var, x, "JAX"), _run(layer, x_var, x, "CVM"),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channelwise", [False, True])
+def test_locally_connected_gradients_match_finite_differences(rng, channelwise):
+    def output(x, w):
+        layer = LocallyConnected2DLayer(InputLayer((None, 2, 4, 3), x), 2, 3, W=w, b=None,
+                                        nonlinearity=linear, channelwise=channelwise)
+        return get_output(layer)
+
+    w_shape = (2,) + (() if channelwise else (2,)) + (3, 3, 4, 3)
+    pytensor.gradient.verify_grad(output, [rng.standard_normal((2, 2, 4, 3)),
+                                           rng.standard_normal(w_shape)],
+                                  rng=np.random.default_rng(1), eps=1e-6, mode=FAST_MODE)
