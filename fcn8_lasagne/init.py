@@ -208,6 +208,10 @@ class Orthogonal(Initializer):
         return _floatX(self.gain * q.reshape(shape))
 
 
+class _ShapeError(ValueError, RuntimeError):
+    """A shape an initialiser cannot fill (both a ValueError and Lasagne's RuntimeError)."""
+
+
 class Bilinear(Initializer):
     """Bilinear-interpolation kernels for transposed convolutions (not in Lasagne).
 
@@ -215,12 +219,18 @@ class Bilinear(Initializer):
     channel ``i`` with the kernel of Caffe's ``surgery.upsample_filt(k)`` and all other pairs
     are zero, so a stride-``k // 2`` deconvolution starts as bilinear upsampling (the FCN
     paper's initialisation). The kernel is symmetric, so ``flip_filters`` does not matter.
+
+    Only such 4-D weights with square kernels have a bilinear meaning: any other shape
+    (e.g. a 2-D dense weight) raises an error naming the expected shape. It is a
+    ``ValueError`` and also a ``RuntimeError``, the type Lasagne's initialisers raise for
+    shapes they cannot fill, so both ``except`` clauses catch it.
     """
 
     def sample(self, shape):
         if len(shape) != 4 or shape[2] != shape[3]:
-            raise RuntimeError(
-                f"Bilinear needs a (in, out, k, k) weight shape, got {tuple(shape)}"
+            raise _ShapeError(
+                "Bilinear needs a 4-D weight shape (in_channels, out_channels, k, k) with a "
+                f"square k x k kernel, got {tuple(shape)}"
             )
         size = shape[2]
         factor = (size + 1) // 2

@@ -2,7 +2,7 @@
 Loss and accuracy expressions, with Lasagne's names and formulas
 (``lasagne.objectives``).
 
-Five functions build element- or item-wise losses from predictions and
+Six functions build element- or item-wise losses from predictions and
 targets:
 
 .. autosummary::
@@ -13,6 +13,7 @@ targets:
     squared_error
     binary_hinge_loss
     multiclass_hinge_loss
+    huber_loss
 
 :func:`aggregate` turns such a loss into a scalar to differentiate, and two
 functions measure accuracy for validation (their gradient is zero):
@@ -49,6 +50,7 @@ __all__ = [
     "aggregate",
     "binary_hinge_loss",
     "multiclass_hinge_loss",
+    "huber_loss",
     "binary_accuracy",
     "categorical_accuracy",
 ]
@@ -289,6 +291,32 @@ def multiclass_hinge_loss(predictions, targets, delta=1):
     # -inf never wins the max, so the max runs over the other classes only.
     best_other_scores = pt.max(pt.switch(is_target, -float("inf"), predictions), axis=1)
     return pt.maximum(best_other_scores - correct_scores + delta, 0)
+
+
+def huber_loss(predictions, targets, delta=1):
+    """Element-wise Huber loss (Fast R-CNN's smooth L1 loss for ``delta=1``).
+
+    .. math:: L = (p - t)^2 / 2 \\text{ if } |p - t| \\le \\delta,
+              \\text{ else } \\delta (|p - t| - \\delta / 2)
+
+    Parameters
+    ----------
+    predictions : symbolic tensor
+    targets : symbolic tensor
+        As for :func:`squared_error` (a target vector fits a column of predictions).
+    delta : scalar, default 1
+
+    Returns
+    -------
+    symbolic tensor
+        The element-wise loss; its gradient is the difference, clipped to
+        ``[-delta, delta]``.
+    """
+    predictions, targets = align_targets(predictions, targets)
+    abs_diff = abs(targets - predictions)
+    quadratic = 0.5 * squared_error(targets, predictions)
+    linear = delta * (abs_diff - delta / 2.0)
+    return pt.switch(abs_diff <= delta, quadratic, linear)
 
 
 def binary_accuracy(predictions, targets, threshold=0.5):

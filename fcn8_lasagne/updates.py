@@ -18,6 +18,7 @@ variable to its update expression, ready for
     adadelta
     adam
     adamax
+    amsgrad
 
 Momentum can be added to any of them, and norms can be constrained:
 
@@ -83,6 +84,7 @@ __all__ = [
     "adadelta",
     "adam",
     "adamax",
+    "amsgrad",
     "norm_constraint",
     "total_norm_constraint",
     "get_update_state",
@@ -104,7 +106,8 @@ def get_or_compute_grads(loss_or_grads, params):
     Returns
     -------
     list of symbolic tensors
-        `loss_or_grads` itself if it is a list (or tuple) of gradients,
+        `loss_or_grads` itself (the same object) if it is a list of gradients (a tuple,
+        which Lasagne would have tried to differentiate, is accepted and returned too),
         else ``pytensor.grad(loss_or_grads, params)``.
 
     Raises
@@ -124,7 +127,7 @@ def get_or_compute_grads(loss_or_grads, params):
         if len(loss_or_grads) != len(params):
             raise ValueError("Got %d gradient expressions for %d parameters"
                              % (len(loss_or_grads), len(params)))
-        return list(loss_or_grads)
+        return loss_or_grads
     return pytensor.grad(loss_or_grads, params)
 
 
@@ -576,6 +579,74 @@ def adamax(loss_or_grads, params, learning_rate=0.002, beta1=0.9, beta2=0.999,
 
         _assign(updates, first_moment, new_first_moment)
         _assign(updates, infinity_norm, new_infinity_norm)
+        _assign(updates, param, param - change)
+    _assign(updates, previous_step, step)
+    return updates
+
+
+def amsgrad(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999,
+            epsilon=1e-8):
+    """AMSGrad (Reddi, Kale & Kumar, 2018), as in Lasagne: Adam whose denominator uses the
+    largest second moment seen so far.
+
+    * ``t := t + 1``
+    * ``a_t = learning_rate * sqrt(1 - beta2 ** t) / (1 - beta1 ** t)``
+    * ``m := beta1 * m + (1 - beta1) * gradient``
+    * ``v := beta2 * v + (1 - beta2) * gradient ** 2``
+    * ``v_hat := max(v_hat, v)``
+    * ``param := param - a_t * m / (sqrt(v_hat) + epsilon)``
+
+    Parameters
+    ----------
+    loss_or_grads : symbolic scalar or list of symbolic tensors
+        A scalar loss, or one gradient expression per parameter.
+    params : list of shared variables
+        The variables to update.
+    learning_rate : float or symbolic scalar
+    beta1 : float or symbolic scalar
+        Decay rate of the first-moment estimate.
+    beta2 : float or symbolic scalar
+        Decay rate of the second-moment estimate.
+    epsilon : float or symbolic scalar
+        Constant for numerical stability.
+
+    Returns
+    -------
+    OrderedDict
+        For each parameter, in order: its first moment (``<param>_amsgrad_m``), its second
+        moment (``<param>_amsgrad_v``), the running maximum of the second moment
+        (``<param>_amsgrad_v_hat``) and the parameter itself; then the step counter
+        ``amsgrad_t`` (floatX scalar).
+
+    References
+    ----------
+    .. [1] Reddi, S. J., Kale, S. and Kumar, S. (2018): On the Convergence of Adam and
+           Beyond. ICLR. https://openreview.net/forum?id=ryQu7f-RZ
+    """
+    grads = get_or_compute_grads(loss_or_grads, params)
+    previous_step = _step_counter("amsgrad_t")
+    step = previous_step + 1
+    updates = OrderedDict()
+    for param, grad in zip(params, grads):
+        dtype = param.dtype
+        t = pt.cast(step, dtype)
+        b1 = _hyperparameter(beta1, dtype)
+        b2 = _hyperparameter(beta2, dtype)
+        step_size = (_hyperparameter(learning_rate, dtype)
+                     * pt.sqrt(1 - b2 ** t) / (1 - b1 ** t))
+        first_moment = _state_variable(param, "amsgrad_m")
+        second_moment = _state_variable(param, "amsgrad_v")
+        max_second_moment = _state_variable(param, "amsgrad_v_hat")
+
+        new_first_moment = b1 * first_moment + (1 - b1) * grad
+        new_second_moment = b2 * second_moment + (1 - b2) * grad ** 2
+        new_max_second_moment = pt.maximum(max_second_moment, new_second_moment)
+        change = (step_size * new_first_moment
+                  / (pt.sqrt(new_max_second_moment) + _hyperparameter(epsilon, dtype)))
+
+        _assign(updates, first_moment, new_first_moment)
+        _assign(updates, second_moment, new_second_moment)
+        _assign(updates, max_second_moment, new_max_second_moment)
         _assign(updates, param, param - change)
     _assign(updates, previous_step, step)
     return updates

@@ -6,9 +6,12 @@ Small helpers shared by the library, with Lasagne's names (``lasagne.utils``).
 
     floatX
     int_types
+    shared_empty
     as_tuple
     unique
+    inspect_kwargs
     compute_norms
+    create_param
     one_hot
     as_theano_expression
     collect_shared_vars
@@ -18,7 +21,9 @@ The name :func:`as_theano_expression` is kept from Lasagne so that tutorial code
 runs unchanged; it returns PyTensor variables.
 """
 
+import inspect
 import numbers
+import warnings
 
 import numpy as np
 import pytensor
@@ -29,9 +34,12 @@ from pytensor.graph.basic import Variable
 __all__ = [
     "floatX",
     "int_types",
+    "shared_empty",
     "as_tuple",
     "unique",
+    "inspect_kwargs",
     "compute_norms",
+    "create_param",
     "one_hot",
     "row_indices",
     "as_theano_expression",
@@ -59,6 +67,27 @@ def floatX(arr):
         already is one).
     """
     return np.asarray(arr, dtype=pytensor.config.floatX)
+
+
+def shared_empty(dim=2, dtype=None):
+    """Create a shared variable of `dim` dimensions holding zeros of shape ``(1,) * dim``.
+
+    Parameters
+    ----------
+    dim : int, optional
+        The number of dimensions (default 2).
+    dtype : numpy dtype, optional
+        Default: ``pytensor.config.floatX``.
+
+    Returns
+    -------
+    SharedVariable
+        Its dimensions are not broadcastable, so any value of `dim` dimensions can be set
+        later (as Theano's ``shared`` of that array).
+    """
+    if dtype is None:
+        dtype = pytensor.config.floatX
+    return pytensor.shared(np.zeros((1,) * dim, dtype=dtype))
 
 
 def as_tuple(x, N, t=None):
@@ -131,6 +160,29 @@ def unique(items):
     return kept
 
 
+def inspect_kwargs(func):
+    """The names of the arguments of `func` that have a default value, in order.
+
+    Parameters
+    ----------
+    func : callable
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    TypeError
+        If the signature of `func` cannot be inspected.
+    """
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except ValueError as error:  # builtins without a signature
+        raise TypeError(str(error)) from error
+    return [p.name for p in parameters if p.default is not p.empty]
+
+
 def _default_norm_axes(ndim, norm_axes):
     """Axes summed over by :func:`compute_norms` and ``norm_constraint``."""
     if norm_axes is not None:
@@ -149,25 +201,129 @@ def compute_norms(array, norm_axes=None):
 
     Parameters
     ----------
-    array : numpy.ndarray
-        A weight array.
+    array : numpy.ndarray or PyTensor variable
+        A weight or bias array, or a symbolic (or shared) tensor.
     norm_axes : sequence of int, optional
-        The axes to sum over. By default ``(0,)`` for a 2-D (dense) array and
-        all axes but the first for a 3-D, 4-D or 5-D (convolution) array.
+        The axes to sum over. By default ``(0,)`` for a 2-D (dense) array, all axes but
+        the first for a 3-D, 4-D or 5-D (convolution) array, and none for a 1-D (bias)
+        array, whose "norms" are then the absolute values of its elements.
 
     Returns
     -------
-    numpy.ndarray
-        The norms, with the summed axes removed.
+    numpy.ndarray or PyTensor variable
+        The norms (NumPy for a NumPy array, symbolic for a variable), with the summed
+        axes removed.
+
+    Raises
+    ------
+    RuntimeError
+        If `array` is neither a NumPy array nor a PyTensor variable (lists included).
+    ValueError
+        If `norm_axes` is omitted and `array` is not 1-D to 5-D.
+    """
+    if not isinstance(array, (Variable, np.ndarray)):
+        raise RuntimeError(
+            "Unsupported type {}. Only PyTensor variables and numpy arrays are "
+            "supported".format(type(array))
+        )
+    if norm_axes is None and array.ndim == 1:
+        sum_over = ()
+    else:
+        sum_over = _default_norm_axes(array.ndim, norm_axes)
+    if isinstance(array, Variable):
+        if not sum_over:
+            return pt.abs(array)
+        return pt.sqrt(pt.sum(array ** 2, axis=sum_over))
+    if not sum_over:
+        return abs(array)
+    return np.sqrt(np.sum(array ** 2, axis=sum_over))
+
+
+def create_param(spec, shape, name=None):
+    """Create a parameter variable of the given shape from an initialisation spec.
+
+    The one implementation behind :meth:`fcn8_lasagne.layers.Layer.add_param`.
+
+    Parameters
+    ----------
+    spec : number, numpy.ndarray, PyTensor variable or callable
+        A number or array becomes a shared variable holding it; a PyTensor expression or
+        shared variable is returned as it is; a callable (e.g. an initialiser from
+        :mod:`fcn8_lasagne.init`) is called with ``shape`` and its result is used as above.
+    shape : iterable of int
+        The parameter's shape (all sizes positive).
+    name : str, optional
+        Given to the variable unless it already has a name.
+
+    Returns
+    -------
+    pytensor Variable
 
     Raises
     ------
     ValueError
-        If `norm_axes` is omitted and `array` is not 2-D to 5-D.
+        If `shape` has a non-positive size, or the array's shape (or the variable's number
+        of dimensions) does not match it.
+    TypeError
+        If `spec` (or what the callable returned) is none of the above.
+
+    Notes
+    -----
+    A shared variable created here from an array (or from what an initialiser returns) has
+    a fully static shape, ``pytensor.shared(value, shape=value.shape)``: its dimensions of
+    size 1 are broadcastable, as in Lasagne, and the others are fixed too. Gradients of
+    this package's convolutions have static shapes, and PyTensor updates a variable in
+    place (``W - lr * g`` written into ``W``'s buffer, likewise Adam's moments, which take
+    their parameter's type) only when the update's type is the variable's own. The
+    difference from Lasagne: ``set_value`` with an array of another shape raises
+    ``TypeError``; values of the same shape are set as before. See
+    ``docs/faithfulness.md``.
     """
-    array = np.asarray(array)
-    sum_over = _default_norm_axes(array.ndim, norm_axes)
-    return np.sqrt(np.sum(array ** 2, axis=sum_over))
+    shape = tuple(shape)
+    if any(d <= 0 for d in shape):
+        raise ValueError(
+            f"Cannot create param with a non-positive shape dimension. "
+            f"Tried to create param with shape={shape!r}, name={name!r}"
+        )
+    err_prefix = f"cannot initialize parameter {name}: "
+    from_callable = callable(spec)
+    if from_callable:
+        spec = spec(shape)
+        err_prefix += "the callable returned "
+    else:
+        err_prefix += "the provided spec is "
+    if isinstance(spec, numbers.Number) or (
+        isinstance(spec, np.generic) and spec.dtype.kind in "biufc"
+    ):
+        spec = np.asarray(spec)
+    if isinstance(spec, np.ndarray):
+        if spec.shape != shape:
+            raise ValueError(f"{err_prefix}an array of shape {spec.shape!r}, expected {shape!r}")
+        spec = pytensor.shared(spec, name=name, shape=spec.shape)
+    if isinstance(spec, Variable):
+        if spec.ndim != len(shape):
+            raise ValueError(
+                f"{err_prefix}a variable with {spec.ndim} dimensions, expected {len(shape)}"
+            )
+        if not spec.name:
+            spec.name = name
+        return spec
+    expected = ("a pytensor variable or a numpy array" if from_callable
+                else "a pytensor variable, a numpy array, a number or a callable")
+    raise TypeError(f"{err_prefix}a {type(spec).__name__}; expected {expected}")
+
+
+def _set_default_update(variable, update):
+    """Give a shared variable its default update (applied whenever a function reads it).
+
+    Lasagne's dropout masks and batch-norm averages rely on default updates. PyTensor 3
+    deprecates setting them but still applies them; the deprecation warning is not the
+    user's concern, so it is silenced here, and only here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Setting default_update is deprecated",
+                                DeprecationWarning)
+        variable.default_update = update
 
 
 def one_hot(x, m=None):

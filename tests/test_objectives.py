@@ -187,3 +187,48 @@ def test_aggregate_rejects_bad_modes():
         objectives.aggregate(pt.vector(), mode="normalized_sum")
     with pytest.raises(ValueError, match="mode must be"):
         objectives.aggregate(pt.vector(), mode="median")
+
+
+# --- huber_loss ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delta", [1, 0.5, 2.5])
+def test_huber_loss_matches_reference_on_both_branches(rng, delta):
+    from tests.reference import lasagne_extras as ref
+
+    predictions = pt.matrix("predictions")
+    targets = pt.matrix("targets")
+    kwargs = {} if delta == 1 else {"delta": delta}
+    loss = compile_fn([predictions, targets],
+                      objectives.huber_loss(predictions, targets, **kwargs))
+    p = (3 * rng.standard_normal((5, 4))).astype("float32")
+    t = (3 * rng.standard_normal((5, 4))).astype("float32")
+    t[0, :2] = p[0, :2] + np.float32(delta)  # exactly at the boundary: quadratic branch
+    out = loss(p, t)
+    diff = np.abs(p - t)
+    assert (diff <= delta).any() and (diff > delta).any()
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, ref.huber(p, t, delta), rtol=1e-5, atol=1e-6)
+
+
+def test_huber_loss_gradient_is_the_clipped_difference(rng):
+    predictions = pt.vector("predictions")
+    targets = pt.vector("targets")
+    loss = objectives.huber_loss(predictions, targets, delta=0.7).sum()
+    gradient = compile_fn([predictions, targets], pytensor.grad(loss, predictions))
+    p = rng.uniform(-2, 2, 50).astype("float32")
+    t = rng.uniform(-2, 2, 50).astype("float32")
+    np.testing.assert_allclose(gradient(p, t), np.clip(p - t, -0.7, 0.7), rtol=1e-5, atol=1e-6)
+
+
+def test_huber_loss_default_delta_and_column_alignment(rng):
+    import inspect
+
+    assert inspect.signature(objectives.huber_loss).parameters["delta"].default == 1
+    assert "huber_loss" in objectives.__all__
+    predictions = pt.col("predictions")
+    targets = pt.vector("targets")
+    loss = compile_fn([predictions, targets], objectives.huber_loss(predictions, targets))
+    p = np.array([[0.0], [3.0]], dtype="float32")
+    t = np.array([0.5, 0.0], dtype="float32")
+    np.testing.assert_allclose(loss(p, t), [[0.125], [2.5]])

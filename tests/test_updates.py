@@ -438,8 +438,8 @@ def test_compute_norms_uses_the_norm_constraint_axes():
     np.testing.assert_allclose(utils.compute_norms(dense, norm_axes=(1,)),
                                np.sqrt((dense ** 2).sum(1)))
     np.testing.assert_allclose(utils.compute_norms(conv), np.sqrt((conv ** 2).sum((1, 2, 3))))
-    with pytest.raises(ValueError, match="norm_axes"):
-        utils.compute_norms(np.ones(3))
+    with pytest.raises(ValueError, match="norm_axes"):  # 1-D gives abs (Lasagne), 6-D fails
+        utils.compute_norms(np.ones((1,) * 6))
 
 
 def test_collect_shared_vars_keeps_left_to_right_order():
@@ -464,3 +464,60 @@ def test_small_utils():
     encoded = pytensor.function([labels], utils.one_hot(labels, 3), mode=MODE)
     np.testing.assert_array_equal(encoded(np.array([2, 0], dtype="int32")),
                                   [[0, 0, 1], [1, 0, 0]])
+
+
+# --- amsgrad ------------------------------------------------------------------------------
+
+
+def test_amsgrad_defaults_and_export():
+    signature = inspect.signature(upd.amsgrad)
+    found = {name: parameter.default for name, parameter in signature.parameters.items()
+             if parameter.default is not inspect.Parameter.empty}
+    assert found == {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    assert "amsgrad" in upd.__all__
+
+
+def test_amsgrad_matches_reference_and_names_its_state():
+    from tests.reference import lasagne_extras as ref
+
+    problem = Quadratic(dtype="float64")  # float64: the reference's precision over 8 steps
+    updates = upd.amsgrad(problem.loss, problem.params, learning_rate=0.05, beta1=0.8,
+                          beta2=0.95, epsilon=1e-3)
+    assert list(updates)[:4] == [*list(updates)[:3], problem.params[0]]
+    run(updates, steps=8)
+    values, m, v2, v_hat = ref.amsgrad(problem.initial, problem.gradients, steps=8, lr=0.05,
+                                       beta1=0.8, beta2=0.95, eps=1e-3)
+    assert_params_close(problem, values, rtol=1e-9, atol=1e-12)
+    state = upd.get_update_state(updates, problem.params)
+    assert [s.name for s in state] == ["W_amsgrad_m", "W_amsgrad_v", "W_amsgrad_v_hat",
+                                       "b_amsgrad_m", "b_amsgrad_v", "b_amsgrad_v_hat",
+                                       "amsgrad_t"]
+    for variable, expected in zip(state, [m[0], v2[0], v_hat[0], m[1], v2[1], v_hat[1]]):
+        np.testing.assert_allclose(variable.get_value(), expected, rtol=1e-9, atol=1e-12)
+    assert state[-1].get_value() == 8
+    # the maximum matters: somewhere v fell below its running maximum
+    assert any((vh > vv + 1e-9).any() for vh, vv in zip(v_hat, v2))
+
+
+def test_amsgrad_differs_from_adam_once_v_decreases():
+    amsgrad_problem, adam_problem = Quadratic(), Quadratic()
+    run(upd.amsgrad(amsgrad_problem.loss, amsgrad_problem.params, learning_rate=0.1), 20)
+    run(upd.adam(adam_problem.loss, adam_problem.params, learning_rate=0.1), 20)
+    assert not np.allclose(amsgrad_problem.values()[0], adam_problem.values()[0])
+
+
+def test_amsgrad_jax_matches_c():
+    from fcn8_lasagne import compile as fcompile
+
+    results = []
+    for device in ("cpu", "jax"):
+        problem = Quadratic(seed=3)
+        step = fcompile.function([], [], updates=upd.amsgrad(
+            problem.loss, problem.params, learning_rate=0.05), device=device)
+        for _ in range(5):
+            step()
+        results.append([utils.host_value(p) for p in problem.params])
+    # float32 steps of 0.05 through m / sqrt(v_hat): XLA's and C's roundings differ by a
+    # few 1e-6 after 5 steps (a wrong formula differs by ~1e-2)
+    for c_value, jax_value in zip(*results):
+        np.testing.assert_allclose(jax_value, c_value, rtol=1e-5, atol=1e-5)

@@ -1,74 +1,12 @@
 """Base classes of all layers: :class:`Layer` (one input) and :class:`MergeLayer` (several)."""
 
-import numbers
 from collections import OrderedDict
 
-import numpy as np
-import pytensor
 from pytensor.graph.basic import Variable
 
-from ..utils import collect_shared_vars
+from ..utils import collect_shared_vars, create_param
 
 __all__ = ["Layer", "MergeLayer", "create_param"]
-
-
-def create_param(spec, shape, name=None):
-    """Create a parameter variable of the given shape from an initialisation spec.
-
-    Parameters
-    ----------
-    spec : pytensor shared variable or expression, numpy.ndarray, number or callable
-        A callable (an initialiser from :mod:`fcn8_lasagne.init`) is called with ``shape``;
-        an array becomes a shared variable; a symbolic variable is used as it is.
-    shape : tuple of int
-    name : str, optional
-
-    Returns
-    -------
-    pytensor Variable
-
-    Notes
-    -----
-    A shared variable created here from an array (or from what an initialiser returns) has
-    a fully static shape, ``pytensor.shared(value, shape=value.shape)``: its dimensions of
-    size 1 are broadcastable, as in Lasagne, and the others are fixed too. Gradients of
-    this package's convolutions have static shapes, and PyTensor updates a variable in
-    place (``W - lr * g`` written into ``W``'s buffer, likewise Adam's moments, which take
-    their parameter's type) only when the update's type is the variable's own. The
-    difference from Lasagne: ``set_value`` with an array of another shape raises
-    ``TypeError``; values of the same shape are set as before. See
-    ``docs/faithfulness.md``.
-    """
-    shape = tuple(shape)
-    if any(d <= 0 for d in shape):
-        raise ValueError(
-            f"Cannot create param with a non-positive shape dimension. "
-            f"Tried to create param with shape={shape!r}, name={name!r}"
-        )
-    err_prefix = f"cannot initialize parameter {name}: "
-    if callable(spec):
-        spec = spec(shape)
-        err_prefix += "the callable returned "
-    if isinstance(spec, numbers.Number) or (
-        isinstance(spec, np.generic) and spec.dtype.kind in "biufc"
-    ):
-        spec = np.asarray(spec)
-    if isinstance(spec, np.ndarray):
-        if spec.shape != shape:
-            raise ValueError(f"{err_prefix}an array of shape {spec.shape!r}, expected {shape!r}")
-        spec = pytensor.shared(spec, name=name, shape=spec.shape)
-    if isinstance(spec, Variable):
-        if spec.ndim != len(shape):
-            raise ValueError(
-                f"{err_prefix}a variable with {spec.ndim} dimensions, expected {len(shape)}"
-            )
-        if name is not None and spec.name is None:
-            spec.name = name
-        return spec
-    raise TypeError(
-        f"{err_prefix}a {type(spec).__name__}; expected a pytensor variable, a numpy array, "
-        "a number or a callable"
-    )
 
 
 class Layer:
@@ -159,7 +97,11 @@ class Layer:
 
     def __repr__(self):
         name = f"{self.name!r}, " if self.name else ""
-        return f"<{type(self).__name__} {name}output_shape={self.output_shape}>"
+        try:
+            shape = f"output_shape={self.output_shape}"
+        except Exception:  # a layer that cannot say its shape still has a repr
+            shape = "output_shape=?"
+        return f"<{type(self).__name__} {name}{shape}>"
 
 
 class MergeLayer(Layer):

@@ -6,15 +6,15 @@ parameter shared by several layers appears once, where it is first met. The ``.n
 files (``arr_0 … arr_{n-1}``) rely on this order.
 """
 
-import inspect
 import warnings
 from collections import deque
+from difflib import get_close_matches
 from itertools import chain
 
 import numpy as np
 
-from ..utils import as_theano_expression, host_value, unique
-from .base import MergeLayer
+from ..utils import as_theano_expression, host_value, inspect_kwargs, unique
+from .base import Layer, MergeLayer
 from .input import InputLayer
 
 __all__ = [
@@ -69,12 +69,6 @@ def get_all_layers(layer, treat_as_input=None):
     return result
 
 
-def _keyword_arguments(function):
-    parameters = inspect.signature(function).parameters.values()
-    return [p.name for p in parameters
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty]
-
-
 def get_output(layer_or_layers, inputs=None, **kwargs):
     """Symbolic output of one layer or a list of layers.
 
@@ -84,15 +78,20 @@ def get_output(layer_or_layers, inputs=None, **kwargs):
     inputs : None, expression or dict
         ``None`` uses the input layers' variables; one expression replaces the single input
         layer's variable; a dict maps layers to expressions (those layers are treated as
-        inputs).
+        inputs; a key that is not a layer raises ``TypeError``).
     **kwargs
         Passed to every layer's ``get_output_for``, e.g. ``deterministic=True`` (disables
-        dropout). Unknown keywords trigger a warning.
+        dropout). Unknown keywords trigger a warning that suggests the closest known one.
 
     Returns
     -------
     TensorVariable or list of TensorVariable
     """
+    if isinstance(inputs, dict):
+        for input_key in inputs:
+            if input_key is not None and not isinstance(input_key, Layer):
+                raise TypeError("The inputs dictionary keys must be lasagne layers not "
+                                f"{type(input_key)}.")
     accepted_kwargs = {"deterministic"}
     treat_as_input = inputs.keys() if isinstance(inputs, dict) else []
     all_layers = get_all_layers(layer_or_layers, treat_as_input)
@@ -123,12 +122,19 @@ def get_output(layer_or_layers, inputs=None, **kwargs):
                 f"free-floating layer {layer!r}. Please call it with a dictionary mapping "
                 "this layer to an input expression.") from None
         all_outputs[layer] = layer.get_output_for(layer_inputs, **kwargs)
-        accepted_kwargs |= set(_keyword_arguments(layer.get_output_for))
+        try:
+            accepted_kwargs |= set(inspect_kwargs(layer.get_output_for))
+        except TypeError:  # a callable whose signature cannot be inspected
+            pass
         accepted_kwargs |= set(layer.get_output_kwargs)
     unused_kwargs = set(kwargs) - accepted_kwargs
     if unused_kwargs:
+        suggestions = []
+        for kwarg in sorted(unused_kwargs):
+            close = get_close_matches(kwarg, sorted(accepted_kwargs))
+            suggestions.append(f"{kwarg} (perhaps you meant {close[0]})" if close else kwarg)
         warnings.warn("get_output() was called with unused kwargs:\n\t"
-                      + "\n\t".join(sorted(unused_kwargs)))
+                      + "\n\t".join(suggestions))
     try:
         return [all_outputs[layer] for layer in layer_or_layers]
     except TypeError:

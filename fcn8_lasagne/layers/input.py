@@ -21,6 +21,11 @@ class InputLayer(Layer):
         The variable to use; by default one of the right dimensionality and ``floatX`` type
         (static size 1 where the shape says 1) is created.
     name : str, optional
+
+    Notes
+    -----
+    As Lasagne's, it does not call :class:`Layer`'s constructor: it has no ``input_layer``
+    or ``input_shape`` (it is where the network starts) and no ``get_output_kwargs``.
     """
 
     def __init__(self, shape, input_var=None, name=None, **kwargs):
@@ -40,8 +45,6 @@ class InputLayer(Layer):
         self.input_var = input_var
         self.name = name
         self.params = OrderedDict()
-        self.input_layer = None
-        self.get_output_kwargs = []
 
     @Layer.output_shape.getter
     def output_shape(self):

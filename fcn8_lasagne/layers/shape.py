@@ -28,6 +28,13 @@ class ReshapeLayer(Layer):
     shape : tuple
         Entries are positive ints, ``[i]`` (the size of input axis ``i``), at most one
         ``-1`` (inferred) and symbolic scalars.
+
+    Notes
+    -----
+    ``get_output_shape_for`` gives None for every size it cannot know: symbolic entries of
+    ``shape``, ``[i]`` of an unknown or symbolic input size (as Lasagne) and a ``-1`` when
+    an input size is symbolic (Lasagne multiplied the symbolic sizes and then failed its
+    own size check).
     """
 
     def __init__(self, incoming, shape, **kwargs):
@@ -73,10 +80,8 @@ class ReshapeLayer(Layer):
             if isinstance(size, Variable):
                 output_shape[axis] = None
                 masked_output_shape[axis] = None
-        input_size = (None if any(x is None for x in masked_input_shape)
-                      else int(np.prod(masked_input_shape)))
-        output_size = (None if any(x is None for x in masked_output_shape)
-                       else int(np.prod(masked_output_shape)))
+        input_size = _known_size(masked_input_shape)
+        output_size = _known_size(masked_output_shape)
         if -1 in output_shape:
             axis = output_shape.index(-1)
             if input_size is None or output_size is None:
@@ -98,6 +103,13 @@ class ReshapeLayer(Layer):
 
 
 reshape = ReshapeLayer
+
+
+def _known_size(shape):
+    """The product of ``shape``, or None if a size is unknown (None or symbolic)."""
+    if any(x is None or isinstance(x, Variable) for x in shape):
+        return None
+    return int(np.prod(shape))
 
 
 class FlattenLayer(Layer):
