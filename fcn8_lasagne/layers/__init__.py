@@ -35,7 +35,21 @@ from .merge import (
 )
 from .noise import DropoutLayer, dropout
 from .normalization import BatchNormLayer, batch_norm
-from .pool import MaxPool2DLayer, Pool2DLayer
+from .pool import (
+    FeaturePoolLayer,
+    FeatureWTALayer,
+    GlobalPoolLayer,
+    MaxPool1DLayer,
+    MaxPool2DLayer,
+    MaxPool3DLayer,
+    Pool1DLayer,
+    Pool2DLayer,
+    Pool3DLayer,
+    SpatialPyramidPoolingLayer,
+    Upscale1DLayer,
+    Upscale2DLayer,
+    Upscale3DLayer,
+)
 from .recurrent import CustomRecurrentLayer, GRULayer, Gate, LSTMLayer, RecurrentLayer
 from .shape import (
     DimshuffleLayer,
@@ -50,13 +64,32 @@ from .shape import (
 )
 from .special import BiasLayer, ExpressionLayer, NonlinearityLayer, ScaleLayer
 from .special import TPSTransformerLayer, TransformerLayer
+from .dense import NINLayer
+from .embedding import EmbeddingLayer
+from .noise import GaussianNoiseLayer, dropout_channels, dropout_locations, spatial_dropout
+from .normalization import (
+    LocalResponseNormalization2DLayer,
+    StandardizationLayer,
+    instance_norm,
+    layer_norm,
+)
+from .special import (
+    InverseLayer,
+    ParametricRectifierLayer,
+    RandomizedRectifierLayer,
+    prelu,
+    rrelu,
+    standardize,
+)
 
 __all__ = [
     "Layer", "MergeLayer", "InputLayer",
     "BaseConvLayer", "Conv1DLayer", "Conv2DLayer", "Conv3DLayer", "TransposedConv2DLayer",
     "Deconv2DLayer", "TransposedConv3DLayer", "Deconv3DLayer", "DilatedConv2DLayer",
     "LocallyConnected2DLayer",
-    "Pool2DLayer", "MaxPool2DLayer",
+    "Pool1DLayer", "Pool2DLayer", "Pool3DLayer", "MaxPool1DLayer", "MaxPool2DLayer",
+    "MaxPool3DLayer", "Upscale1DLayer", "Upscale2DLayer", "Upscale3DLayer",
+    "GlobalPoolLayer", "FeaturePoolLayer", "FeatureWTALayer", "SpatialPyramidPoolingLayer",
     "DropoutLayer", "dropout",
     "ConcatLayer", "concat", "ElemwiseMergeLayer", "ElemwiseSumLayer",
     "autocrop", "autocrop_array_shapes", "crop_offsets",
@@ -68,4 +101,12 @@ __all__ = [
     "CustomRecurrentLayer", "RecurrentLayer", "Gate", "LSTMLayer", "GRULayer",
     "get_all_layers", "get_output", "get_output_shape", "get_all_params", "count_params",
     "get_all_param_values", "set_all_param_values",
+]
+
+__all__ += [
+    "NINLayer", "EmbeddingLayer",
+    "GaussianNoiseLayer", "dropout_channels", "spatial_dropout", "dropout_locations",
+    "LocalResponseNormalization2DLayer", "StandardizationLayer", "instance_norm", "layer_norm",
+    "standardize", "InverseLayer", "ParametricRectifierLayer", "prelu",
+    "RandomizedRectifierLayer", "rrelu",
 ]

@@ -1,4 +1,4 @@
-"""Fully connected layers."""
+"""Fully connected layers: :class:`DenseLayer` and :class:`NINLayer`."""
 
 import numpy as np
 import pytensor.tensor as pt
@@ -6,7 +6,7 @@ import pytensor.tensor as pt
 from .. import init, nonlinearities
 from .base import Layer
 
-__all__ = ["DenseLayer"]
+__all__ = ["DenseLayer", "NINLayer"]
 
 
 class DenseLayer(Layer):
@@ -60,4 +60,58 @@ class DenseLayer(Layer):
         activation = pt.dot(input, self.W)
         if self.b is not None:
             activation = activation + self.b
+        return self.nonlinearity(activation)
+
+
+class NINLayer(Layer):
+    """Network-in-network layer: a :class:`DenseLayer` over the second axis, applied at
+    every position of the trailing axes (a convolution with filter size 1 in any number of
+    dimensions; Lin et al., 2013).
+
+    ``nonlinearity(tensordot(W, input, [[0], [1]]) + b)`` with the output's axes in the
+    input's order, ``(batch, num_units, ...)``.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        Shape ``(batch, num_inputs, ...)``.
+    num_units : int
+    untie_biases : bool, default False
+        One bias per unit (shape ``(num_units,)``) or one per unit and position (shape
+        ``(num_units,) + input_shape[2:]``, which must then be known).
+    W : default GlorotUniform()
+        Shape ``(num_inputs, num_units)``.
+    b : default Constant(0.)
+        ``None`` for no bias; not regularizable.
+    nonlinearity : default rectify
+        ``None`` means linear.
+    """
+
+    def __init__(self, incoming, num_units, untie_biases=False, W=init.GlorotUniform(),
+                 b=init.Constant(0.0), nonlinearity=nonlinearities.rectify, **kwargs):
+        super().__init__(incoming, **kwargs)
+        self.nonlinearity = nonlinearities.identity if nonlinearity is None else nonlinearity
+        self.num_units = num_units
+        self.untie_biases = untie_biases
+        self.W = self.add_param(W, (self.input_shape[1], num_units), name="W")
+        if b is None:
+            self.b = None
+        else:
+            shape = ((num_units,) + tuple(self.output_shape[2:]) if untie_biases
+                     else (num_units,))
+            self.b = self.add_param(b, shape, name="b", regularizable=False)
+
+    def get_output_shape_for(self, input_shape):
+        return (input_shape[0], self.num_units) + tuple(input_shape[2:])
+
+    def get_output_for(self, input, **kwargs):
+        trailing = list(range(2, input.ndim))
+        # (num_units, batch, ...) -> (batch, num_units, ...)
+        activation = pt.tensordot(self.W, input, axes=[[0], [1]]).dimshuffle(1, 0, *trailing)
+        if self.b is not None:
+            if self.untie_biases:
+                bias = self.b.dimshuffle("x", *range(input.ndim - 1))
+            else:
+                bias = self.b.dimshuffle("x", 0, *(["x"] * (input.ndim - 2)))
+            activation = activation + bias
         return self.nonlinearity(activation)

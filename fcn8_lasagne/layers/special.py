@@ -6,10 +6,14 @@ import pytensor.tensor as pt
 
 from .. import init, nonlinearities
 from ..ops.resize import sampling_grid
-from ..utils import as_tuple
+from ..ops.fill import full_like
+from ..random import get_rng
+from ..utils import _set_default_update, as_tuple, floatX, int_types
 from .base import Layer, MergeLayer
 
-__all__ = ["NonlinearityLayer", "BiasLayer", "ScaleLayer", "ExpressionLayer"]
+__all__ = ["NonlinearityLayer", "BiasLayer", "ScaleLayer", "standardize", "ExpressionLayer",
+           "InverseLayer", "ParametricRectifierLayer", "prelu", "RandomizedRectifierLayer",
+           "rrelu"]
 
 
 class NonlinearityLayer(Layer):
@@ -70,24 +74,263 @@ class ScaleLayer(Layer):
         return input * self.scales.dimshuffle(*_broadcast_pattern(self.shared_axes, input.ndim))
 
 
+def standardize(layer, offset, scale, shared_axes="auto"):
+    """Subtract a fixed ``offset`` and divide by a fixed ``scale`` (e.g. a training set's
+    mean and standard deviation), shared over ``shared_axes``.
+
+    A :class:`BiasLayer` with ``b = -offset`` and a :class:`ScaleLayer` with
+    ``scales = 1 / scale``, whose parameters lose the ``trainable`` tag (they stay in
+    :func:`get_all_params`, so they are saved with the weights).
+
+    Parameters
+    ----------
+    layer : Layer or tuple
+    offset : numpy.ndarray or shared variable
+    scale : numpy.ndarray or shared variable
+    shared_axes : 'auto', int or tuple of int
+        As for :class:`BiasLayer` (``'auto'``: all axes but the second).
+
+    Returns
+    -------
+    ScaleLayer
+    """
+    layer = BiasLayer(layer, -offset, shared_axes)
+    layer.params[layer.b].remove("trainable")
+    layer = ScaleLayer(layer, floatX(1.0) / scale, shared_axes)
+    layer.params[layer.scales].remove("trainable")
+    return layer
+
+
 class ExpressionLayer(Layer):
-    """Applies an arbitrary ``function(input)``; ``output_shape`` None (unchanged), a tuple,
-    or a callable of the input shape."""
+    """Applies an arbitrary ``function(input)``.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+    function : callable
+        Maps the input expression to the output expression.
+    output_shape : None, tuple, callable or 'auto'
+        None: the input's shape; a tuple (may hold None): that shape for any input; a
+        callable: called with the input shape (it replaces ``get_output_shape_for``, as in
+        Lasagne); ``'auto'``: ``function`` is evaluated on zeros of the input shape with
+        0 for every unknown size, and output sizes of 0 become None.
+
+    Notes
+    -----
+    With ``'auto'`` the zeros are floatX (Lasagne's ``T.alloc(0, ...)`` was int8), so
+    that functions defined only on floats work too; the shape each input shape gives is
+    remembered. A size PyTensor computes from a zero size is None too: e.g.
+    ``X.flatten(2)`` of ``(None, 3, 5)`` gives ``(None, None)`` (PyTensor infers the
+    ``-1`` of its reshape from the total size, Theano multiplied the trailing sizes).
+    """
 
     def __init__(self, incoming, function, output_shape=None, **kwargs):
         super().__init__(incoming, **kwargs)
+        if output_shape is None or (isinstance(output_shape, str) and output_shape == "auto"):
+            self._output_shape = output_shape
+        elif callable(output_shape):
+            self._output_shape = None
+            self.get_output_shape_for = output_shape
+        else:
+            self._output_shape = tuple(output_shape)
         self.function = function
-        self._output_shape = output_shape
+        self._auto_shapes = {}
 
     def get_output_shape_for(self, input_shape):
         if self._output_shape is None:
             return input_shape
-        if callable(self._output_shape):
-            return tuple(self._output_shape(input_shape))
-        return tuple(self._output_shape)
+        if isinstance(self._output_shape, str):
+            input_shape = tuple(input_shape)
+            if input_shape not in self._auto_shapes:
+                dummy = pt.zeros(tuple(0 if s is None else s for s in input_shape),
+                                 dtype=pytensor.config.floatX)
+                shape = pytensor.function([], self.function(dummy).shape,
+                                          mode="FAST_COMPILE")()
+                self._auto_shapes[input_shape] = tuple(int(s) if s else None for s in shape)
+            return self._auto_shapes[input_shape]
+        return self._output_shape
 
     def get_output_for(self, input, **kwargs):
         return self.function(input)
+
+
+class InverseLayer(MergeLayer):
+    """The gradient of ``layer`` with respect to its input, applied to ``incoming``.
+
+    ``pytensor.grad(None, wrt=layer_input, known_grads={layer_output: incoming})``: a
+    transposed :class:`DenseLayer`, a transposed convolution for a convolution, an
+    unpooling for a max pool; a nonlinearity and a bias of ``layer`` are differentiated
+    too. Useful for auto-encoders with tied weights.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        Of ``layer``'s output shape.
+    layer : Layer
+        The layer to invert; its input layer is this layer's third input.
+
+    Notes
+    -----
+    The output shape is ``layer``'s input shape; ``input_layers`` are
+    ``[incoming, layer, layer.input_layer]``, as in Lasagne.
+    """
+
+    def __init__(self, incoming, layer, **kwargs):
+        super().__init__([incoming, layer, layer.input_layer], **kwargs)
+
+    def get_output_shape_for(self, input_shapes):
+        return input_shapes[2]
+
+    def get_output_for(self, inputs, **kwargs):
+        input, layer_out, layer_in = inputs
+        return pytensor.grad(None, wrt=layer_in, known_grads={layer_out: input})
+
+
+def _relu(x, alpha):
+    """Theano's ``nnet.relu(x, alpha)``: ``0.5 * (1 + alpha) * x + 0.5 * (1 - alpha) * |x|``
+    (the identity's and the absolute value's halves, so the gradient at 0 is their mean).
+    A number ``alpha`` becomes a constant first (floatX for a Python float), so the two
+    factors are computed in its dtype, as Theano did."""
+    alpha = pt.as_tensor_variable(alpha)
+    return 0.5 * (1 + alpha) * x + 0.5 * (1 - alpha) * abs(x)
+
+
+def _resolve_shared_axes(shared_axes, ndim):
+    if isinstance(shared_axes, str) and shared_axes == "auto":
+        return (0,) + tuple(range(2, ndim))
+    if isinstance(shared_axes, str) and shared_axes == "all":
+        return tuple(range(ndim))
+    if isinstance(shared_axes, int_types):
+        return (shared_axes,)
+    return shared_axes
+
+
+class ParametricRectifierLayer(Layer):
+    """Parametric rectifier (PReLU, He et al. 2015): ``max(x, 0) + alpha * min(x, 0)``
+    with a learned ``alpha`` shared over ``shared_axes``.
+
+    Computed as Theano's ``relu(x, alpha)``:
+    ``0.5 * (1 + alpha) * x + 0.5 * (1 - alpha) * abs(x)``.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+    alpha : default Constant(0.25)
+        Shape: the input's without ``shared_axes``; trainable, not regularizable.
+    shared_axes : 'auto', 'all', int or tuple of int
+        ``'auto'``: all axes but the second (one slope per channel); ``'all'``: one
+        scalar slope.
+    """
+
+    def __init__(self, incoming, alpha=init.Constant(0.25), shared_axes="auto", **kwargs):
+        super().__init__(incoming, **kwargs)
+        self.shared_axes = _resolve_shared_axes(shared_axes, len(self.input_shape))
+        shape = [size for axis, size in enumerate(self.input_shape)
+                 if axis not in self.shared_axes]
+        if any(size is None for size in shape):
+            raise ValueError("ParametricRectifierLayer needs input sizes for all axes that "
+                             "alpha's are not shared over.")
+        self.alpha = self.add_param(alpha, shape, name="alpha", regularizable=False)
+
+    def get_output_for(self, input, **kwargs):
+        axes = iter(range(self.alpha.ndim))
+        pattern = ["x" if axis in self.shared_axes else next(axes)
+                   for axis in range(input.ndim)]
+        return _relu(input, self.alpha.dimshuffle(pattern))
+
+
+def _steal_nonlinearity(layer):
+    if getattr(layer, "nonlinearity", None) is not None:
+        layer.nonlinearity = nonlinearities.identity
+
+
+def prelu(layer, **kwargs):
+    """Replace ``layer``'s nonlinearity by a :class:`ParametricRectifierLayer` on top.
+
+    Parameters
+    ----------
+    layer : Layer
+        Its nonlinearity (if any) becomes the identity.
+    **kwargs
+        Passed to :class:`ParametricRectifierLayer`.
+
+    Returns
+    -------
+    ParametricRectifierLayer
+    """
+    _steal_nonlinearity(layer)
+    return ParametricRectifierLayer(layer, **kwargs)
+
+
+class RandomizedRectifierLayer(Layer):
+    """Randomized leaky rectifier (RReLU, Xu et al. 2015).
+
+    Training: ``relu(x, a)`` (Theano's form, as :class:`ParametricRectifierLayer`) with
+    slopes ``a ~ U(lower, upper)`` drawn afresh at every call, one per position of the
+    axes not in ``shared_axes``; ``deterministic=True`` (or ``lower == upper``) uses
+    ``(lower + upper) / 2``.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+    lower : float or symbolic scalar, default 0.3
+    upper : float or symbolic scalar, default 0.8
+        ``lower > upper`` (both numbers) raises ``ValueError``.
+    shared_axes : 'auto', 'all', int or tuple of int
+        ``'auto'``: all axes but the second; ``'all'``: a single slope.
+
+    Notes
+    -----
+    The slopes are floatX draws from a NumPy generator seeded from
+    :func:`fcn8_lasagne.random.get_rng` when the layer is built (Lasagne: Theano's MRG
+    generator; the same distribution, other numbers).
+    """
+
+    def __init__(self, incoming, lower=0.3, upper=0.8, shared_axes="auto", **kwargs):
+        super().__init__(incoming, **kwargs)
+        self._rng = pytensor.shared(np.random.default_rng(get_rng().randint(1, 2147462579)))
+        self.lower = lower
+        self.upper = upper
+        greater = lower > upper
+        if not isinstance(greater, pytensor.graph.basic.Variable) and greater:
+            raise ValueError("Upper bound for RandomizedRectifierLayer needs to be higher "
+                             "than lower bound.")
+        self.shared_axes = _resolve_shared_axes(shared_axes, len(self.input_shape))
+
+    def get_output_for(self, input, deterministic=False, **kwargs):
+        if deterministic or self.upper == self.lower:
+            return _relu(input, (self.upper + self.lower) / 2.0)
+        dtype = pytensor.config.floatX
+        axes = {a if a >= 0 else a + input.ndim for a in self.shared_axes}
+        # bounds shaped like one slice of the input, so the draw's shape stays static
+        # under JAX
+        shape_source = input[tuple(slice(0, 1) if a in axes else slice(None)
+                                   for a in range(input.ndim))]
+        lows = full_like(shape_source, 0, dtype=dtype) + pt.cast(self.lower, dtype)
+        if axes:
+            lows = pt.specify_broadcastable(lows, *sorted(axes))
+        next_rng, slopes = pt.random.uniform(lows, pt.cast(self.upper, dtype), rng=self._rng,
+                                             dtype=dtype, return_next_rng=True)
+        _set_default_update(self._rng, next_rng)
+        return _relu(input, slopes)
+
+
+def rrelu(layer, **kwargs):
+    """Replace ``layer``'s nonlinearity by a :class:`RandomizedRectifierLayer` on top.
+
+    Parameters
+    ----------
+    layer : Layer
+        Its nonlinearity (if any) becomes the identity.
+    **kwargs
+        Passed to :class:`RandomizedRectifierLayer`.
+
+    Returns
+    -------
+    RandomizedRectifierLayer
+    """
+    _steal_nonlinearity(layer)
+    return RandomizedRectifierLayer(layer, **kwargs)
 
 
 # --- spatial transformers (Lasagne's TransformerLayer, TPSTransformerLayer) ---------------
