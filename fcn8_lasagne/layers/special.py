@@ -144,8 +144,9 @@ class ExpressionLayer(Layer):
             if input_shape not in self._auto_shapes:
                 dummy = pt.zeros(tuple(0 if s is None else s for s in input_shape),
                                  dtype=pytensor.config.floatX)
-                shape = pytensor.function([], self.function(dummy).shape,
-                                          mode="FAST_COMPILE")()
+                with np.errstate(divide="ignore", invalid="ignore"):  # zero sizes on purpose
+                    shape = pytensor.function([], self.function(dummy).shape,
+                                              mode="FAST_COMPILE")()
                 self._auto_shapes[input_shape] = tuple(int(s) if s else None for s in shape)
             return self._auto_shapes[input_shape]
         return self._output_shape
