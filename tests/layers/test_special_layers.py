@@ -14,6 +14,7 @@ from fcn8_lasagne import compile as fcompile
 from fcn8_lasagne import init, nonlinearities
 from fcn8_lasagne.layers import (
     BiasLayer,
+    Conv2DLayer,
     DenseLayer,
     ExpressionLayer,
     InputLayer,
@@ -141,6 +142,26 @@ def test_inverse_of_max_pool_unpools(rng):
     pooled = windows.max(axis=(3, 5))
     upsampled = np.repeat(np.repeat(pooled, 2, axis=2), 2, axis=3)
     np.testing.assert_array_equal(out, np.where(x == upsampled, x, 0))
+
+
+@pytest.mark.parametrize("stride, pad", [(1, 0), (2, 1)])
+def test_inverse_of_a_convolution_is_its_adjoint(rng, stride, pad):
+    """For a linear convolution A (bias b), <inverse(y), x> = <y, A x>: the transposed
+    convolution, whatever the stride and padding."""
+    x_var = pt.tensor4("x")
+    y_var = pt.tensor4("y")
+    l_in = InputLayer((2, 3, 7, 7), x_var)
+    conv = Conv2DLayer(l_in, 4, 3, stride=stride, pad=pad, nonlinearity=None,
+                       b=init.Constant(0.5))
+    inverse = InverseLayer(InputLayer(conv.output_shape, y_var), conv)
+    assert inverse.output_shape == (2, 3, 7, 7)
+    x = rng.standard_normal((2, 3, 7, 7)).astype("float32")
+    y = rng.standard_normal((2,) + conv.output_shape[1:]).astype("float32")
+    f = _function([x_var, y_var], [get_output(inverse), get_output(conv)],
+                  on_unused_input="ignore")
+    back, forward = f(x, y)
+    assert back.shape == x.shape
+    np.testing.assert_allclose((back * x).sum(), (y * (forward - 0.5)).sum(), rtol=1e-4)
 
 
 @pytest.mark.parametrize("untie", [False, True])
