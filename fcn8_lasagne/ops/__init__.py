@@ -10,7 +10,7 @@ from .shapes import conv_input_length, conv_output_length, normalize_pad, pool_o
 from .conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights
 from .conv import (conv1d, conv1d_grad_wrt_inputs, conv1d_grad_wrt_weights, conv3d,
                    conv3d_grad_wrt_inputs, conv3d_grad_wrt_weights)
-from .pool import pool_2d
+from .pool import pool_2d, pool_3d
 from .resize import bilinear_resize, bilinear_upsampling
 from .reduce import axis_sum
 from . import elemwise  # noqa: F401  (registers the threaded elementwise CPU rewrite)
@@ -30,6 +30,7 @@ __all__ = [
     "conv3d_grad_wrt_inputs",
     "conv3d_grad_wrt_weights",
     "pool_2d",
+    "pool_3d",
     "bilinear_resize",
     "bilinear_upsampling",
     "axis_sum",

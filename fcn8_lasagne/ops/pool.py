@@ -1,37 +1,50 @@
-"""Theano's 2-D pooling ops (``theano.tensor.signal.pool``) rebuilt for PyTensor.
+"""Theano 1.0.5's pooling ops (``theano.tensor.signal.pool``) for any number of spatial axes.
 
-PyTensor dropped Theano's pooling ops; this module brings back :func:`pool_2d` with Theano
-1.0's arguments and CPU numerics:
+API
+---
+Functions (Theano's signatures)::
 
-- windows of ``ws`` rows and columns every ``stride`` rows and columns of the input padded
-  with ``pad`` zeros on each side; with ``ignore_border=False`` the partial windows at the
-  end of each axis are kept (clipped to the image);
-- ``'max'`` takes the maximum over the window's *image* elements (the padding never wins,
-  as in Theano's C code and as documented by Theano: "max and sum always exclude the
-  padding"), ``'sum'`` the sum, ``'average_inc_pad'`` divides the sum by the size of the
-  window clipped to the padded image and ``'average_exc_pad'`` by the size of the window
-  clipped to the image itself;
-- the max-pool gradient follows Theano's ``MaxPoolGrad``: *every* input equal to its
-  window's maximum receives that window's gradient (ties are not broken, unlike PyTorch or
-  ``jax.lax.reduce_window`` autodiff).
+    pool_2d(input, ws=None, ignore_border=None, stride=None, pad=(0, 0), mode='max',
+            ds=None, st=None, padding=None)
+    pool_3d(input, ws=None, ignore_border=None, stride=None, pad=(0, 0, 0), mode='max', ...)
+    max_pool_2d_same_size(input, patch_size)
 
-Four ops implement it, each with a vectorised NumPy ``perform``, shape inference, gradients
-made of ops of this family (so that graphs of any derivative order compile on every backend)
-and a JAX dispatch:
+Pooling runs over the last 2 (3) axes of an input of that rank or more. Windows of ``ws``
+elements every ``stride`` elements of the input padded with ``pad`` zeros on each side;
+with ``ignore_border=False`` the partial windows at the end of each axis are kept (clipped
+to the image). ``'max'`` takes the maximum over the window's *image* elements (the padding
+never wins: Theano's C code, and its documentation, "max and sum always exclude the
+padding"), ``'sum'`` the sum, ``'average_inc_pad'`` divides the sum by the size of the
+window clipped to the padded image, ``'average_exc_pad'`` by the size of the window clipped
+to the image itself. 1-D pooling is 2-D pooling with a ``(k, 1)`` window on a trailing
+singleton axis, as Lasagne's ``Pool1DLayer`` does.
 
-==========================  ==========================  ==================================
-op                          inputs                      output
-==========================  ==========================  ==================================
-:class:`Pool2d`             ``x``                       the pooled ``z``
-:class:`MaxPool2dGrad`      ``x``, ``z``, ``gz``        gradient with respect to ``x``
-:class:`AveragePool2dGrad`  ``x``, ``gz``               gradient with respect to ``x``
-:class:`MaxPool2dGradGrad`  ``x``, ``z``, ``ggx``       gradient of ``MaxPool2dGrad``
-                                                        with respect to ``gz``
-==========================  ==========================  ==================================
+Ops
+---
+As in Theano, the ops take ``ignore_border``, ``mode`` and ``ndim`` (the number of pooled
+axes) as properties and the window, stride and padding as integer-vector *inputs*:
 
-Window size, stride and padding are static ``__props__`` (Theano 1.0 also accepted symbolic
-vectors; FCN-8 and Lasagne only pass ints), while the image size may stay unknown: a graph
-built on ``pt.tensor4()`` runs for any input size.
+==============================================  =========================================
+op and inputs                                   output
+==============================================  =========================================
+``Pool(ignore_border, mode, ndim)``             the pooled ``z``
+``(x, ws, stride, pad)``
+``MaxPoolGrad(ignore_border, ndim)``            gradient with respect to ``x``: every
+``(x, z, gz, ws, stride, pad)``                 input equal to its window's maximum
+                                                gets the window's gradient (Theano's tie
+                                                rule; PyTorch and JAX autodiff pick one)
+``AveragePoolGrad(ignore_border, mode, ndim)``  gradient of the sum and average modes
+``(x, gz, ws, stride, pad)``
+``DownsampleFactorMaxGradGrad(ignore_border,    gradient of ``MaxPoolGrad`` with respect
+mode, ndim)`` ``(x, z, ggx, ws, stride, pad)``  to ``gz`` (and max pooling's
+                                                forward-mode derivative)
+==============================================  =========================================
+
+Ints give constant vectors: static output shapes, and the only form JAX accepts. Symbolic
+windows (a vector, or a tuple holding symbolic scalars, as Lasagne's spatial pyramid
+pooling computes from the input size) run on the C backend (CPU kernels in
+:mod:`._pool_cpu`); JAX needs them at compile time (translations in :mod:`._jax.pool`).
+Gradients are made of ops of this family, so every derivative order compiles everywhere.
 """
 
 import warnings
@@ -39,20 +52,23 @@ import warnings
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, disconnected_type
-from pytensor.graph.basic import Apply
+from pytensor.graph.basic import Apply, Constant
 from pytensor.graph.op import Op
-from pytensor.tensor.type import TensorType, float_dtypes
+from pytensor.tensor.type import TensorType
 
-from ._backend import register_jax, register_numba_perform
+from . import _pool_cpu
+from ._backend import register_numba_perform
+from ._common import as_float_tensor, infer_shape_arguments, int_tuple, named_errors
 from .shapes import pool_output_length
 
 __all__ = [
     "pool_2d",
+    "pool_3d",
     "max_pool_2d_same_size",
-    "Pool2d",
-    "MaxPool2dGrad",
-    "AveragePool2dGrad",
-    "MaxPool2dGradGrad",
+    "Pool",
+    "MaxPoolGrad",
+    "AveragePoolGrad",
+    "DownsampleFactorMaxGradGrad",
     "POOL_MODES",
 ]
 
@@ -63,26 +79,7 @@ POOL_MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
 # its GPU pooling op turned 'average' into 'average_inc_pad'.
 _MODE_ALIASES = {"max_deterministic": "max", "average": "average_inc_pad"}
 
-
-# --------------------------------------------------------------------------------------
-# Argument checks shared by the ops and pool_2d
-# --------------------------------------------------------------------------------------
-
-
-def _int_pair(value, name, minimum):
-    """Return ``value`` as a pair of Python ints, each at least ``minimum``."""
-    if isinstance(value, pt.Variable):
-        raise TypeError(f"{name} must be an int or a pair of ints (symbolic {name} is not "
-                        f"supported), got {value}")
-    pair = (value, value) if np.ndim(value) == 0 else tuple(value)
-    if len(pair) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    for item in pair:
-        if isinstance(item, pt.Variable) or not isinstance(item, (int, np.integer)):
-            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-        if isinstance(item, (bool, np.bool_)) or item < minimum:
-            raise ValueError(f"{name} entries must be ints >= {minimum}, got {value!r}")
-    return tuple(int(item) for item in pair)
+_GEOMETRY = ("ws", "stride", "pad")
 
 
 def _canonical_mode(mode):
@@ -96,633 +93,344 @@ def _canonical_mode(mode):
     return mode
 
 
-def _pooling_geometry(ws, stride, pad, ignore_border):
-    """Check and normalise the window geometry shared by every op of this module."""
-    ws = _int_pair(ws, "ws", 1)
-    stride = ws if stride is None else _int_pair(stride, "stride", 1)
-    pad = _int_pair(pad, "pad", 0)
-    if not isinstance(ignore_border, (bool, np.bool_)):
-        raise TypeError(f"ignore_border must be True or False, got {ignore_border!r}")
-    ignore_border = bool(ignore_border)
-    if pad != (0, 0) and not ignore_border:
-        raise ValueError(f"padding {pad} requires ignore_border=True (as in Theano)")
-    if pad[0] >= ws[0] or pad[1] >= ws[1]:
-        raise ValueError(
-            f"padding {pad} must be smaller than the pooling window {ws} (as in Theano)"
-        )
-    return ws, stride, pad, ignore_border
+def _geometry_input(value, ndim, name, minimum, op_name):
+    """``ws``, ``stride`` or ``pad`` as an int64 vector of ``ndim`` entries: a constant for
+    ints (checked here), a symbolic vector otherwise (checked at run time)."""
+    if isinstance(value, Constant):
+        value = value.data
+    if isinstance(value, pt.Variable):
+        if value.type.ndim != 1 or not value.type.dtype.startswith(("int", "uint")):
+            raise TypeError(f"{op_name}: {name} must be ints or an integer vector, got "
+                            f"{value.type}")
+        if value.type.shape[0] not in (None, ndim):
+            raise ValueError(f"{op_name}: {name} must have {ndim} entries, got "
+                             f"{value.type.shape[0]}")
+        return pt.cast(value, "int64")
+    entries = (value,) * ndim if np.ndim(value) == 0 else tuple(value)
+    if any(isinstance(entry, pt.Variable) for entry in entries):
+        if len(entries) != ndim:
+            raise ValueError(f"{op_name}: {name} must have {ndim} entries, got {value!r}")
+        scalars = [pt.as_tensor_variable(entry) for entry in entries]
+        for scalar in scalars:
+            if scalar.type.ndim != 0 or not scalar.type.dtype.startswith(("int", "uint")):
+                raise TypeError(f"{op_name}: {name} entries must be integer scalars, got "
+                                f"{scalar.type}")
+        return pt.stack([pt.cast(scalar, "int64") for scalar in scalars])
+    return pt.constant(np.array(int_tuple(entries, ndim, name, minimum), dtype="int64"))
 
 
-def _as_image_batch(variable, role, op_name):
-    """``variable`` as a 4-D floating-point tensor, or a clear TypeError."""
-    variable = pt.as_tensor_variable(variable)
-    if variable.type.ndim != 4:
-        raise TypeError(
-            f"{op_name} expects {role} as a 4-D (batch, channels, rows, columns) tensor, "
-            f"got {variable.type.ndim} dimensions ({variable.type})"
-        )
-    if variable.type.dtype not in float_dtypes:
-        raise TypeError(
-            f"{op_name} expects {role} of a floating-point dtype, got {variable.type.dtype}"
-        )
-    return variable
+def _static(variable):
+    """A geometry input's ints, or None when it is symbolic."""
+    if isinstance(variable, Constant):
+        return tuple(int(v) for v in variable.data)
+    return None
 
 
-def _check_same_dtype(reference, others, op_name):
-    for role, variable in others.items():
-        if variable.type.dtype != reference.type.dtype:
-            raise TypeError(
-                f"{op_name} expects {role} of dtype {reference.type.dtype} (the input's), "
-                f"got {variable.type.dtype}"
-            )
-
-
-# --------------------------------------------------------------------------------------
-# Window arithmetic along one axis (Python ints only)
-# --------------------------------------------------------------------------------------
-
-
-def _tap_slices(length, tap, stride, pad, n_out):
-    """Where window tap ``tap`` lands in the image, for every output position it reaches.
-
-    Output position ``i`` reads padded coordinate ``i * stride + tap``, i.e. image
-    coordinate ``i * stride + tap - pad``. Returns ``(image_slice, output_slice)`` for the
-    output positions whose tap falls inside the image, or ``None`` when there are none.
-    """
-    first = max(0, -((tap - pad) // stride))
-    stop = min(n_out, (length - 1 + pad - tap) // stride + 1)
-    if stop <= first:
-        return None
-    start = first * stride + tap - pad
-    image_slice = slice(start, start + (stop - first - 1) * stride + 1, stride)
-    return image_slice, slice(first, stop)
-
-
-def _window_sizes(length, pool, stride, pad, n_out, mode):
-    """Number of elements each window averages over along one axis (Theano's divisors).
-
-    ``'average_inc_pad'`` counts the window clipped to the padded image, ``'average_exc_pad'``
-    the window clipped to the image itself.
-    """
-    starts = np.arange(n_out) * stride
-    ends = np.minimum(starts + pool, length + 2 * pad)
-    if mode == "average_exc_pad":
-        starts = np.maximum(starts, pad)
-        ends = np.minimum(ends, length + pad)
-    return ends - starts
-
-
-def _average_divisor(image_shape, output_shape, ws, stride, pad, mode, dtype):
-    """The (rows, columns) array of window sizes, in ``dtype``."""
-    row_sizes = _window_sizes(image_shape[0], ws[0], stride[0], pad[0], output_shape[0], mode)
-    col_sizes = _window_sizes(image_shape[1], ws[1], stride[1], pad[1], output_shape[1], mode)
-    return np.multiply.outer(row_sizes, col_sizes).astype(dtype)
-
-
-def _padded_extent(length, pool, stride, pad, n_out):
-    """(before, after) padding of one axis so that every window lies inside the array."""
-    covered = max(length + 2 * pad, (n_out - 1) * stride + pool) if n_out else length + 2 * pad
-    return pad, covered - length - pad
-
-
-# --------------------------------------------------------------------------------------
-# NumPy kernels (loops run over window taps only)
-# --------------------------------------------------------------------------------------
-
-
-def _reduce_axis(x, axis, pool, stride, pad, n_out, ufunc, identity):
-    """Pool along one axis: combine the ``pool`` taps of every window with ``ufunc``."""
-    out_shape = list(x.shape)
-    out_shape[axis] = n_out
-    head = (slice(None),) * axis
-    out = None
-    for tap in range(pool):
-        slices = _tap_slices(x.shape[axis], tap, stride, pad, n_out)
-        if slices is None:
+def _check_geometry(ws, stride, pad, ignore_border, ndim, prefix):
+    """Theano's rules on known ints: positive windows and strides, padding smaller than the
+    window and only with ``ignore_border=True``."""
+    for name, values, minimum in (("ws", ws, 1), ("stride", stride, 1), ("pad", pad, 0)):
+        if values is None:
             continue
-        image_slice, output_slice = slices
-        taps = x[head + (image_slice,)]
-        if out is None and output_slice == slice(0, n_out):
-            out = taps.copy()
-            continue
-        if out is None:
-            out = np.full(out_shape, identity, dtype=x.dtype)
-        target = out[head + (output_slice,)]
-        ufunc(target, taps, out=target)
-    if out is None:
-        out = np.full(out_shape, identity, dtype=x.dtype)
-    return out
-
-
-def _pool_forward(x, ws, stride, pad, ignore_border, mode):
-    """Theano's ``Pool`` on an NCHW array, computed separably (columns, then rows)."""
-    out_rows = pool_output_length(x.shape[2], ws[0], stride[0], pad[0], ignore_border)
-    out_cols = pool_output_length(x.shape[3], ws[1], stride[1], pad[1], ignore_border)
-    if mode == "max":
-        ufunc, identity = np.maximum, -np.inf
-    else:
-        ufunc, identity = np.add, 0
-    pooled = _reduce_axis(x, 3, ws[1], stride[1], pad[1], out_cols, ufunc, identity)
-    pooled = _reduce_axis(pooled, 2, ws[0], stride[0], pad[0], out_rows, ufunc, identity)
-    if mode.startswith("average"):
-        pooled /= _average_divisor(
-            x.shape[2:], (out_rows, out_cols), ws, stride, pad, mode, x.dtype
-        )
-    return pooled
-
-
-def _tap_pairs(image_shape, output_shape, ws, stride, pad):
-    """Yield ``(image_index, output_index)`` for every window tap that reaches the image."""
-    for row_tap in range(ws[0]):
-        rows = _tap_slices(image_shape[0], row_tap, stride[0], pad[0], output_shape[0])
-        if rows is None:
-            continue
-        for col_tap in range(ws[1]):
-            cols = _tap_slices(image_shape[1], col_tap, stride[1], pad[1], output_shape[1])
-            if cols is None:
-                continue
-            yield (Ellipsis, rows[0], cols[0]), (Ellipsis, rows[1], cols[1])
-
-
-def _windows_overlap(ws, stride):
-    """Whether an image element can belong to several windows."""
-    return stride[0] < ws[0] or stride[1] < ws[1]
-
-
-def _max_pool_grad(x, z, gz, ws, stride, pad):
-    """Theano's ``MaxPoolGrad``: every element equal to its window's max gets the gradient."""
-    if _windows_tile(x.shape, z.shape, ws, stride, pad):
-        return _tiled_max_pool_grad(x, z, gz, ws)
-    gx = np.zeros_like(x)
-    overlap = _windows_overlap(ws, stride)
-    for image_index, output_index in _tap_pairs(x.shape[2:], z.shape[2:], ws, stride, pad):
-        is_max = x[image_index] == z[output_index]
-        if overlap:
-            gx[image_index] += is_max * gz[output_index]
-        else:  # each image element belongs to one window at most
-            np.multiply(is_max, gz[output_index], out=gx[image_index])
-    return gx
-
-
-#: Bytes of image that one task of a blocked pooling kernel covers (fits in L2 with its
-#: temporaries, and gives the pool threads many tasks on FCN-8's large layers).
-_BLOCK_BYTES = 1 << 20
-
-
-def _windows_tile(x_shape, z_shape, ws, stride, pad):
-    """Whether every window is a whole block of the image: stride = window, no padding, no
-    partial window at the border (``ignore_border=True``, or sizes that divide evenly)."""
-    return (tuple(stride) == tuple(ws) and tuple(pad) == (0, 0)
-            and z_shape[2] * ws[0] <= x_shape[2] and z_shape[3] * ws[1] <= x_shape[3])
-
-
-def _tiled_max_pool_grad(x, z, gz, ws):
-    """:func:`_max_pool_grad` when the windows tile the image (stride = window, no padding).
-
-    FCN-8's case: every image element lies in at most one window, so each of the
-    ``kh * kw`` taps compares a strided slice of the image with the maxima and writes its
-    share of the gradient, with no temporaries but one reused mask. Blocks of channels run
-    on the pool threads: the large temporaries of a whole-array version cost more in
-    first-touch page faults than the arithmetic, and the blocks stay in cache across taps.
-    """
-    from ._threads import parallel_for, spans  # the package's thread pool
-
-    batch, channels = x.shape[:2]
-    (kh, kw), (oh, ow) = ws, z.shape[2:]
-    gx = np.empty_like(x)
-    # image rows and columns that no window covers (ignore_border) get no gradient
-    gx[:, :, oh * kh:, :] = 0
-    gx[:, :, :oh * kh, ow * kw:] = 0
-    per_block = max(1, _BLOCK_BYTES // max(1, x[0, 0].nbytes))
-    tasks = [(b, span) for b in range(batch) for span in spans(channels, per_block)]
-    taps = [(slice(row, oh * kh, kh), slice(col, ow * kw, kw))
-            for row in range(kh) for col in range(kw)]
-
-    def block(task, masks):
-        b, (start, stop) = task
-        planes = (slice(b, b + 1), slice(start, stop))
-        maxima, gradient = z[planes], gz[planes]
-        mask = masks.get(maxima.shape)
-        if mask is None:
-            mask = masks[maxima.shape] = np.empty(maxima.shape, dtype=bool)
-        for tap in taps:
-            np.equal(x[planes + tap], maxima, out=mask)
-            np.multiply(mask, gradient, out=gx[planes + tap])
-
-    parallel_for(tasks, block, make_state=dict, flops=4.0 * x.size)
-    return gx
-
-
-def _average_pool_grad(x_shape, gz, ws, stride, pad, mode, dtype):
-    """Gradient of the sum and average modes: spread each window's gradient over it."""
-    if mode != "sum":
-        gz = gz / _average_divisor(x_shape[2:], gz.shape[2:], ws, stride, pad, mode, dtype)
-    gx = np.zeros(x_shape, dtype=dtype)
-    overlap = _windows_overlap(ws, stride)
-    for image_index, output_index in _tap_pairs(x_shape[2:], gz.shape[2:], ws, stride, pad):
-        if overlap:
-            gx[image_index] += gz[output_index]
-        else:
-            gx[image_index] = gz[output_index]
-    return gx
-
-
-def _max_pool_grad_grad(x, z, ggx, ws, stride, pad):
-    """Theano's ``DownsampleFactorMaxGradGrad``: sum ``ggx`` over each window's maxima."""
-    ggz = np.zeros_like(z)
-    for image_index, output_index in _tap_pairs(x.shape[2:], z.shape[2:], ws, stride, pad):
-        ggz[output_index] += (x[image_index] == z[output_index]) * ggx[image_index]
-    return ggz
-
-
-# --------------------------------------------------------------------------------------
-# JAX dispatch: the same numerics with static shapes read from the traced arrays
-# --------------------------------------------------------------------------------------
-
-
-def _jax_spread(values, padded_shape, row_tap, col_tap, stride):
-    """Scatter ``values[..., i, j]`` to ``(i * stride + row_tap, j * stride + col_tap)``.
-
-    The result has the padded image's shape and zeros elsewhere (``lax.pad`` with interior
-    padding: no scatter op).
-    """
-    from jax import lax
-
-    rows, cols = values.shape[2:]
-    zero = np.zeros((), dtype=values.dtype)
-    config = (
-        (0, 0, 0),
-        (0, 0, 0),
-        (row_tap, padded_shape[0] - row_tap - (rows - 1) * stride[0] - 1, stride[0] - 1),
-        (col_tap, padded_shape[1] - col_tap - (cols - 1) * stride[1] - 1, stride[1] - 1),
-    )
-    return lax.pad(values, zero, config)
-
-
-def _jax_taps(padded, row_tap, col_tap, output_shape, stride):
-    """The padded array's elements read by tap ``(row_tap, col_tap)`` of every window."""
-    from jax import lax
-
-    batch, channels = padded.shape[:2]
-    limit = (
-        batch,
-        channels,
-        row_tap + (output_shape[0] - 1) * stride[0] + 1,
-        col_tap + (output_shape[1] - 1) * stride[1] + 1,
-    )
-    return lax.slice(padded, (0, 0, row_tap, col_tap), limit, (1, 1) + stride)
-
-
-def _jax_padding(op, image_shape, output_shape):
-    """Per spatial axis, the (before, after) padding that holds every window of ``op``."""
-    return tuple(
-        _padded_extent(image_shape[axis], op.ws[axis], op.stride[axis], op.pad[axis],
-                       output_shape[axis])
-        for axis in range(2)
-    )
-
-
-def _jax_pad(array, padding, value):
-    """Pad the two spatial axes of an NCHW array with ``value``."""
-    import jax.numpy as jnp
-
-    return jnp.pad(array, ((0, 0), (0, 0)) + padding, constant_values=value)
-
-
-def _jax_pool2d(op, node=None):
-    """JAX version of :class:`Pool2d`: ``lax.reduce_window``, then Theano's divisors."""
-    import jax.numpy as jnp
-    from jax import lax
-
-    def pool2d(x):
-        image_shape = x.shape[2:]
-        output_shape = tuple(op._output_length(image_shape[axis], axis) for axis in range(2))
-        if 0 in output_shape:
-            return jnp.zeros(x.shape[:2] + output_shape, dtype=x.dtype)
-        if op.mode == "max":
-            init, combine = np.array(-np.inf, dtype=x.dtype), lax.max
-        else:
-            init, combine = np.zeros((), dtype=x.dtype), lax.add
-        pooled = lax.reduce_window(
-            x, init, combine, (1, 1) + op.ws, (1, 1) + op.stride,
-            ((0, 0), (0, 0)) + _jax_padding(op, image_shape, output_shape),
-        )
-        pooled = pooled[:, :, : output_shape[0], : output_shape[1]]
-        if op.mode.startswith("average"):
-            pooled = pooled / _average_divisor(
-                image_shape, output_shape, op.ws, op.stride, op.pad, op.mode, x.dtype
-            )
-        return pooled
-
-    return pool2d
-
-
-def _jax_max_pool2d_grad(op, node=None):
-    """JAX version of :class:`MaxPool2dGrad`, Theano's tie rule written out tap by tap."""
-    import jax.numpy as jnp
-
-    def max_pool2d_grad(x, z, gz):
-        image_shape, output_shape = x.shape[2:], z.shape[2:]
-        if 0 in output_shape:
-            return jnp.zeros_like(x)
-        padding = _jax_padding(op, image_shape, output_shape)
-        padded_x = _jax_pad(x, padding, -np.inf)
-        padded_shape = padded_x.shape[2:]
-        gx = jnp.zeros_like(padded_x)
-        for row_tap in range(op.ws[0]):
-            for col_tap in range(op.ws[1]):
-                taps = _jax_taps(padded_x, row_tap, col_tap, output_shape, op.stride)
-                to_maxima = jnp.where(taps == z, gz, jnp.zeros((), dtype=gz.dtype))
-                gx = gx + _jax_spread(to_maxima, padded_shape, row_tap, col_tap, op.stride)
-        return gx[:, :, padding[0][0] : padding[0][0] + image_shape[0],
-                  padding[1][0] : padding[1][0] + image_shape[1]]
-
-    return max_pool2d_grad
-
-
-def _jax_average_pool2d_grad(op, node=None):
-    """JAX version of :class:`AveragePool2dGrad`."""
-    import jax.numpy as jnp
-
-    def average_pool2d_grad(x, gz):
-        image_shape, output_shape = x.shape[2:], gz.shape[2:]
-        if 0 in output_shape:
-            return jnp.zeros_like(x)
-        if op.mode != "sum":
-            gz = gz / _average_divisor(
-                image_shape, output_shape, op.ws, op.stride, op.pad, op.mode, gz.dtype
-            )
-        padding = _jax_padding(op, image_shape, output_shape)
-        padded_shape = tuple(
-            image_shape[axis] + padding[axis][0] + padding[axis][1] for axis in range(2)
-        )
-        gx = jnp.zeros(x.shape[:2] + padded_shape, dtype=x.dtype)
-        for row_tap in range(op.ws[0]):
-            for col_tap in range(op.ws[1]):
-                gx = gx + _jax_spread(gz, padded_shape, row_tap, col_tap, op.stride)
-        return gx[:, :, padding[0][0] : padding[0][0] + image_shape[0],
-                  padding[1][0] : padding[1][0] + image_shape[1]]
-
-    return average_pool2d_grad
-
-
-def _jax_max_pool2d_grad_grad(op, node=None):
-    """JAX version of :class:`MaxPool2dGradGrad`."""
-    import jax.numpy as jnp
-
-    def max_pool2d_grad_grad(x, z, ggx):
-        image_shape, output_shape = x.shape[2:], z.shape[2:]
-        if 0 in output_shape:
-            return jnp.zeros_like(z)
-        padding = _jax_padding(op, image_shape, output_shape)
-        padded_x = _jax_pad(x, padding, -np.inf)
-        padded_ggx = _jax_pad(ggx, padding, 0)
-        ggz = jnp.zeros_like(z)
-        for row_tap in range(op.ws[0]):
-            for col_tap in range(op.ws[1]):
-                taps = _jax_taps(padded_x, row_tap, col_tap, output_shape, op.stride)
-                tap_ggx = _jax_taps(padded_ggx, row_tap, col_tap, output_shape, op.stride)
-                ggz = ggz + jnp.where(taps == z, tap_ggx, jnp.zeros((), dtype=ggz.dtype))
-        return ggz
-
-    return max_pool2d_grad_grad
-
-
-# --------------------------------------------------------------------------------------
-# The ops
-# --------------------------------------------------------------------------------------
+        if len(values) != ndim:
+            raise ValueError(f"{prefix}{name} must have {ndim} entries, got {values}")
+        if min(values) < minimum:
+            raise ValueError(f"{prefix}{name} entries must be ints >= {minimum}, got {values}")
+    if pad is not None and any(pad) and not ignore_border:
+        raise ValueError(f"{prefix}padding {pad} requires ignore_border=True (as in Theano)")
+    if pad is not None and ws is not None and any(p >= w for p, w in zip(pad, ws)):
+        raise ValueError(f"{prefix}padding {pad} must be smaller than the pooling window "
+                         f"{ws} (as in Theano)")
 
 
 class _PoolingOp(Op):
-    """Window geometry and the PyTensor plumbing shared by the pooling ops.
+    """Properties, argument checks and geometry plumbing shared by the pooling ops.
 
-    ``infer_shape`` takes ``(fgraph, node, input_shapes)`` on PyTensor < 3.3 and
-    ``(node, input_shapes)`` on PyTensor 3.3, so it accepts both.
+    Subclasses set ``_first_geometry``, the position of ``ws`` among their inputs.
     """
 
-    def __init__(self, ws, stride=None, pad=(0, 0), ignore_border=True):
-        self.ws, self.stride, self.pad, self.ignore_border = _pooling_geometry(
-            ws, stride, pad, ignore_border
-        )
+    __props__ = ("ignore_border", "mode", "ndim")
+    _first_geometry = 1
 
-    def _output_length(self, length, axis):
-        """Pooled length of one spatial axis (``axis`` 0: rows, 1: columns)."""
-        return pool_output_length(
-            length, self.ws[axis], self.stride[axis], self.pad[axis], self.ignore_border
-        )
+    def __init__(self, ignore_border=False, mode="max", ndim=2):
+        if not isinstance(ignore_border, (bool, np.bool_)):
+            raise TypeError(f"ignore_border must be True or False, got {ignore_border!r}")
+        if isinstance(ndim, (bool, np.bool_)) or not isinstance(ndim, (int, np.integer)) \
+                or ndim < 1:
+            raise ValueError(f"ndim (the number of pooled axes) must be an int >= 1, got "
+                             f"{ndim!r}")
+        self.ignore_border = bool(ignore_border)
+        self.mode = _canonical_mode(mode)
+        self.ndim = int(ndim)
 
-    def _geometry(self):
-        """The window geometry as keyword arguments for the other ops of this module."""
-        return dict(ws=self.ws, stride=self.stride, pad=self.pad)
+    @property
+    def _name(self):
+        return type(self).__name__
 
-    def __str__(self):
-        props = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__props__)
-        return f"{type(self).__name__}{{{props}}}"
+    def _image(self, value, role):
+        """``value`` as a float tensor with at least ``ndim`` axes."""
+        variable = pt.as_tensor_variable(value)
+        if variable.type.ndim < self.ndim:
+            raise TypeError(
+                f"{self._name}: {role} must have at least {self.ndim} dimensions (the pooled "
+                f"axes are the last {self.ndim}), got {variable.type.ndim}-D {variable.type} "
+                f"of shape {variable.type.shape}")
+        return as_float_tensor(variable, variable.type.ndim, role, self._name)
+
+    def _same_type(self, reference, **others):
+        for role, variable in others.items():
+            if variable.type.dtype != reference.type.dtype:
+                raise TypeError(f"{self._name}: {role} must be of dtype "
+                                f"{reference.type.dtype} (the input's), got "
+                                f"{variable.type.dtype}")
+            if variable.type.ndim != reference.type.ndim:
+                raise TypeError(f"{self._name}: {role} must have {reference.type.ndim} "
+                                f"dimensions (the input's), got {variable.type.ndim}")
+
+    def _geometry_inputs(self, ws, stride, pad):
+        """The three geometry inputs (``stride=None`` means ``ws``, ``pad=None`` zeros),
+        checked where they are constant."""
+        if ws is None:
+            raise ValueError(f"{self._name}: you must provide a window size ws")
+        ws = _geometry_input(ws, self.ndim, "ws", 1, self._name)
+        stride = ws if stride is None else _geometry_input(stride, self.ndim, "stride", 1,
+                                                            self._name)
+        pad = _geometry_input(0 if pad is None else pad, self.ndim, "pad", 0, self._name)
+        _check_geometry(_static(ws), _static(stride), _static(pad), self.ignore_border,
+                        self.ndim, f"{self._name}: ")
+        return [ws, stride, pad]
+
+    def static_geometry(self, node):
+        """``(ws, stride, pad)`` of an Apply node as int tuples, None for symbolic ones."""
+        first = self._first_geometry
+        return tuple(_static(v) for v in node.inputs[first:first + 3])
+
+    def _run_time_geometry(self, values):
+        ws, stride, pad = (tuple(int(v) for v in np.asarray(value).reshape(-1))
+                           for value in values)
+        _check_geometry(ws, stride, pad, self.ignore_border, self.ndim, "")
+        return ws, stride, pad
+
+    def _symbolic_geometry(self, node):
+        """Ints where constant, symbolic scalars otherwise (for shape formulas)."""
+        first = self._first_geometry
+        geometry = []
+        for variable in node.inputs[first:first + 3]:
+            static = _static(variable)
+            geometry.append(static if static is not None
+                            else tuple(variable[i] for i in range(self.ndim)))
+        return geometry
+
+    def output_spatial(self, spatial, ws, stride, pad):
+        """Pooled lengths of the last ``ndim`` axes (None where unknown)."""
+        return tuple(pool_output_length(length, w, s, p, self.ignore_border)
+                     for length, w, s, p in zip(spatial, ws, stride, pad))
+
+    def connection_pattern(self, node):
+        return [[True]] * self._first_geometry + [[False]] * 3
 
 
 @register_numba_perform
-@register_jax(_jax_pool2d)
-class Pool2d(_PoolingOp):
-    """Theano's ``Pool`` on the last two axes of a 4-D NCHW tensor.
+class Pool(_PoolingOp):
+    """Theano's ``Pool``: max, sum or average over windows of the last ``ndim`` axes.
 
-    Parameters
-    ----------
-    ws : int or pair of ints
-        Window size (rows, columns).
-    stride : int or pair of ints, optional
-        Distance between windows; ``None`` means ``ws`` (non-overlapping windows).
-    pad : int or pair of ints
-        Zeros added on both sides of each axis; must be smaller than ``ws`` and needs
-        ``ignore_border=True``.
-    ignore_border : bool
-        ``True`` drops the partial windows at the end of an axis (floor), ``False`` keeps
-        them, clipped to the image.
-    mode : {'max', 'sum', 'average_inc_pad', 'average_exc_pad'}
-        What each window computes (see the module docstring).
+    ``Pool(ignore_border=False, mode='max', ndim=2)(x, ws, stride=None, pad=None)``;
+    ``ws``, ``stride`` and ``pad`` are ints, tuples of ``ndim`` ints or integer vectors;
+    ``stride=None`` means ``ws``, ``pad=None`` no padding. See :func:`pool_2d`.
     """
 
-    __props__ = ("ws", "stride", "pad", "ignore_border", "mode")
-
-    def __init__(self, ws, stride=None, pad=(0, 0), ignore_border=True, mode="max"):
-        super().__init__(ws, stride, pad, ignore_border)
-        self.mode = _canonical_mode(mode)
-
-    def make_node(self, x):
-        x = _as_image_batch(x, "its input", type(self).__name__)
-        batch, channels, rows, cols = x.type.shape
-        out_type = TensorType(
-            x.type.dtype,
-            shape=(batch, channels, self._output_length(rows, 0), self._output_length(cols, 1)),
-        )
-        return Apply(self, [x], [out_type()])
+    def make_node(self, x, ws, stride=None, pad=None):
+        x = self._image(x, "the input")
+        geometry = self._geometry_inputs(ws, stride, pad)
+        static = [_static(v) for v in geometry]
+        lead, spatial = x.type.shape[:-self.ndim], x.type.shape[-self.ndim:]
+        if None in static:
+            out_spatial = (None,) * self.ndim
+        else:
+            out_spatial = self.output_spatial(spatial, *static)
+        out = TensorType(x.type.dtype, shape=lead + out_spatial)
+        return Apply(self, [x, *geometry], [out()])
 
     def perform(self, node, inputs, outputs):
-        (x,) = inputs
-        outputs[0][0] = _pool_forward(
-            x, self.ws, self.stride, self.pad, self.ignore_border, self.mode
-        )
+        x, *geometry = inputs
+        with named_errors(node):
+            ws, stride, pad = self._run_time_geometry(geometry)
+            outputs[0][0] = _pool_cpu.pool_forward(x, ws, stride, pad, self.ignore_border,
+                                                   self.mode)
 
     def infer_shape(self, *args):
-        node, (x_shape,) = args[-2:]
-        batch, channels, rows, cols = x_shape
-        return [(batch, channels, self._output_length(rows, 0), self._output_length(cols, 1))]
+        node, shapes = infer_shape_arguments(args)
+        x_shape = shapes[0]
+        geometry = self._symbolic_geometry(node)
+        return [tuple(x_shape[:-self.ndim])
+                + self.output_spatial(x_shape[-self.ndim:], *geometry)]
 
     def pullback(self, inputs, outputs, cotangents):
-        (x,) = inputs
+        x, *geometry = inputs
         (z,) = outputs
         (gz,) = cotangents
         if self.mode == "max":
-            return [MaxPool2dGrad(ignore_border=self.ignore_border, **self._geometry())(x, z, gz)]
-        return [
-            AveragePool2dGrad(
-                ignore_border=self.ignore_border, mode=self.mode, **self._geometry()
-            )(x, gz)
-        ]
+            grad = MaxPoolGrad(self.ignore_border, ndim=self.ndim)(x, z, gz, *geometry)
+        else:
+            grad = AveragePoolGrad(self.ignore_border, self.mode, self.ndim)(x, gz, *geometry)
+        return [grad] + [disconnected_type() for _ in geometry]
 
     def pushforward(self, inputs, outputs, tangents):
-        (x,) = inputs
+        x, *geometry = inputs
         (z,) = outputs
-        (dx,) = tangents
-        if isinstance(dx.type, DisconnectedType):
+        dx = tangents[0]
+        if dx is None or isinstance(dx.type, DisconnectedType):
             return [disconnected_type()]
         if self.mode == "max":
-            grad_grad = MaxPool2dGradGrad(ignore_border=self.ignore_border, **self._geometry())
-            return [grad_grad(x, z, dx)]
-        return [self(dx)]
+            grad_grad = DownsampleFactorMaxGradGrad(self.ignore_border, ndim=self.ndim)
+            return [grad_grad(x, z, dx, *geometry)]
+        return [self(dx, *geometry)]
 
 
 @register_numba_perform
-@register_jax(_jax_max_pool2d_grad)
-class MaxPool2dGrad(_PoolingOp):
+class MaxPoolGrad(_PoolingOp):
     """Theano's ``MaxPoolGrad``: gradient of max pooling with respect to its input.
 
-    Inputs are the pooled input ``x``, the pooled output ``z`` and the output gradient
-    ``gz``. Every element of ``x`` equal to its window's maximum receives the window's
-    gradient; an element in several windows sums their contributions. Ties are *not* broken.
-
-    Parameters
-    ----------
-    ws, stride, pad, ignore_border
-        As for :class:`Pool2d`.
+    ``MaxPoolGrad(ignore_border, ndim=2)(x, z, gz, ws, stride=None, pad=None)`` with the
+    pooled input ``x``, its max-pooled output ``z`` and the output gradient ``gz``. Every
+    element of ``x`` equal to its window's maximum receives the window's gradient; an
+    element in several windows sums their contributions. Ties are *not* broken.
     """
 
-    __props__ = ("ws", "stride", "pad", "ignore_border")
+    _first_geometry = 3
 
-    def make_node(self, x, z, gz):
-        name = type(self).__name__
-        x = _as_image_batch(x, "x", name)
-        z = _as_image_batch(z, "the pooled output z", name)
-        gz = _as_image_batch(gz, "the output gradient gz", name)
-        _check_same_dtype(x, {"z": z, "gz": gz}, name)
-        return Apply(self, [x, z, gz], [x.type()])
+    def __init__(self, ignore_border, ndim=2):
+        super().__init__(ignore_border, "max", ndim)
+
+    def make_node(self, x, maxout, gz, ws, stride=None, pad=None):
+        x = self._image(x, "x")
+        maxout = self._image(maxout, "the pooled output z")
+        gz = self._image(gz, "the output gradient gz")
+        self._same_type(x, z=maxout, gz=gz)
+        return Apply(self, [x, maxout, gz, *self._geometry_inputs(ws, stride, pad)],
+                     [x.type()])
 
     def perform(self, node, inputs, outputs):
-        x, z, gz = inputs
-        outputs[0][0] = _max_pool_grad(x, z, gz, self.ws, self.stride, self.pad)
+        x, z, gz, *geometry = inputs
+        with named_errors(node):
+            ws, stride, pad = self._run_time_geometry(geometry)
+            _check_pooled(self, x, ws, stride, pad, z=z, gz=gz)
+            outputs[0][0] = _pool_cpu.max_pool_grad(x, z, gz, ws, stride, pad)
 
     def infer_shape(self, *args):
-        node, (x_shape, _, _) = args[-2:]
-        return [x_shape]
+        node, shapes = infer_shape_arguments(args)
+        return [shapes[0]]
 
     def pullback(self, inputs, outputs, cotangents):
-        x, z, gz = inputs
+        x, z, gz, *geometry = inputs
         (ggx,) = cotangents
-        grad_grad = MaxPool2dGradGrad(ignore_border=self.ignore_border, **self._geometry())
+        grad_grad = DownsampleFactorMaxGradGrad(self.ignore_border, ndim=self.ndim)
         # Piecewise constant in x and z: their gradient is zero wherever it exists.
-        return [pt.zeros_like(x), pt.zeros_like(z), grad_grad(x, z, ggx)]
+        return ([pt.zeros_like(x), pt.zeros_like(z), grad_grad(x, z, ggx, *geometry)]
+                + [disconnected_type() for _ in geometry])
 
 
 @register_numba_perform
-@register_jax(_jax_average_pool2d_grad)
-class AveragePool2dGrad(_PoolingOp):
+class AveragePoolGrad(_PoolingOp):
     """Theano's ``AveragePoolGrad``: gradient of sum and average pooling.
 
-    Inputs are the pooled input ``x`` (only its shape is used) and the output gradient
-    ``gz``; each window's gradient is spread evenly over the image elements of the window,
-    divided by the same window size as the forward pass (not divided for ``'sum'``).
-    Unlike Theano, ``'average_exc_pad'`` with padding is supported.
-
-    Parameters
-    ----------
-    ws, stride, pad, ignore_border
-        As for :class:`Pool2d`.
-    mode : {'sum', 'average_inc_pad', 'average_exc_pad'}
+    ``AveragePoolGrad(ignore_border, mode='average_inc_pad', ndim=2)(x, gz, ws,
+    stride=None, pad=None)``: each window's gradient is spread evenly over the window's
+    image elements, divided by the forward pass's window size (not for ``'sum'``); ``x``
+    only lends its shape. Unlike Theano, ``'average_exc_pad'`` with padding is supported.
     """
 
-    __props__ = ("ws", "stride", "pad", "ignore_border", "mode")
+    _first_geometry = 2
 
-    def __init__(self, ws, stride=None, pad=(0, 0), ignore_border=True, mode="average_inc_pad"):
-        super().__init__(ws, stride, pad, ignore_border)
-        self.mode = _canonical_mode(mode)
+    def __init__(self, ignore_border, mode="average_inc_pad", ndim=2):
+        super().__init__(ignore_border, mode, ndim)
         if self.mode == "max":
-            raise ValueError(
-                "AveragePool2dGrad is for the sum and average modes; use MaxPool2dGrad"
-            )
+            raise ValueError("AveragePoolGrad is for the sum and average modes; use "
+                             "MaxPoolGrad")
 
-    def make_node(self, x, gz):
-        name = type(self).__name__
-        x = _as_image_batch(x, "x", name)
-        gz = _as_image_batch(gz, "the output gradient gz", name)
-        _check_same_dtype(x, {"gz": gz}, name)
-        return Apply(self, [x, gz], [x.type()])
+    def make_node(self, x, gz, ws, stride=None, pad=None, dummy=None):
+        x = self._image(x, "x")
+        gz = self._image(gz, "the output gradient gz")
+        self._same_type(x, gz=gz)
+        return Apply(self, [x, gz, *self._geometry_inputs(ws, stride, pad)], [x.type()])
 
     def perform(self, node, inputs, outputs):
-        x, gz = inputs
-        outputs[0][0] = _average_pool_grad(
-            x.shape, gz, self.ws, self.stride, self.pad, self.mode, x.dtype
-        )
+        x, gz, *geometry = inputs
+        with named_errors(node):
+            ws, stride, pad = self._run_time_geometry(geometry)
+            _check_pooled(self, x, ws, stride, pad, gz=gz)
+            outputs[0][0] = _pool_cpu.average_pool_grad(x.shape, gz, ws, stride, pad,
+                                                        self.mode)
 
     def infer_shape(self, *args):
-        node, (x_shape, _) = args[-2:]
-        return [x_shape]
+        node, shapes = infer_shape_arguments(args)
+        return [shapes[0]]
 
     def pullback(self, inputs, outputs, cotangents):
-        x, gz = inputs
+        x, gz, *geometry = inputs
         (ggx,) = cotangents
-        pool = Pool2d(ignore_border=self.ignore_border, mode=self.mode, **self._geometry())
+        pool = Pool(self.ignore_border, self.mode, self.ndim)
         # Linear in gz, whose adjoint is the pooling itself; x only lends its shape.
-        return [pt.zeros_like(x), pool(ggx)]
+        return ([pt.zeros_like(x), pool(ggx, *geometry)]
+                + [disconnected_type() for _ in geometry])
 
 
 @register_numba_perform
-@register_jax(_jax_max_pool2d_grad_grad)
-class MaxPool2dGradGrad(_PoolingOp):
-    """Theano's ``DownsampleFactorMaxGradGrad``: :class:`MaxPool2dGrad` differentiated in gz.
+class DownsampleFactorMaxGradGrad(_PoolingOp):
+    """Theano's ``DownsampleFactorMaxGradGrad``: :class:`MaxPoolGrad` differentiated in gz.
 
-    Inputs are ``x``, the pooled output ``z`` and ``ggx`` (shaped like ``x``); the output,
-    shaped like ``z``, is for every window the sum of ``ggx`` over the window's elements
-    equal to its maximum. It is also the forward-mode derivative of max pooling.
-
-    Parameters
-    ----------
-    ws, stride, pad, ignore_border
-        As for :class:`Pool2d`.
+    ``DownsampleFactorMaxGradGrad(ignore_border, mode='max', ndim=2)(x, z, ggx, ws,
+    stride=None, pad=None)``: shaped like ``z``, for every window the sum of ``ggx`` (shaped
+    like ``x``) over the window's elements equal to its maximum.
     """
 
-    __props__ = ("ws", "stride", "pad", "ignore_border")
+    _first_geometry = 3
 
-    def make_node(self, x, z, ggx):
-        name = type(self).__name__
-        x = _as_image_batch(x, "x", name)
-        z = _as_image_batch(z, "the pooled output z", name)
-        ggx = _as_image_batch(ggx, "ggx", name)
-        _check_same_dtype(x, {"z": z, "ggx": ggx}, name)
-        return Apply(self, [x, z, ggx], [z.type()])
+    def __init__(self, ignore_border, mode="max", ndim=2):
+        super().__init__(ignore_border, mode, ndim)
+        if self.mode != "max":
+            raise ValueError("DownsampleFactorMaxGradGrad is for mode='max'")
+
+    def make_node(self, x, maxout, gz, ws, stride=None, pad=None):
+        x = self._image(x, "x")
+        maxout = self._image(maxout, "the pooled output z")
+        ggx = self._image(gz, "ggx")
+        self._same_type(x, z=maxout, ggx=ggx)
+        return Apply(self, [x, maxout, ggx, *self._geometry_inputs(ws, stride, pad)],
+                     [maxout.type()])
 
     def perform(self, node, inputs, outputs):
-        x, z, ggx = inputs
-        outputs[0][0] = _max_pool_grad_grad(x, z, ggx, self.ws, self.stride, self.pad)
+        x, z, ggx, *geometry = inputs
+        with named_errors(node):
+            ws, stride, pad = self._run_time_geometry(geometry)
+            _check_pooled(self, x, ws, stride, pad, z=z)
+            if ggx.shape != x.shape:
+                raise ValueError(f"{self._name}: ggx has shape {ggx.shape}, the input "
+                                 f"{x.shape}")
+            outputs[0][0] = _pool_cpu.max_pool_grad_grad(x, z, ggx, ws, stride, pad)
 
     def infer_shape(self, *args):
-        node, (_, z_shape, _) = args[-2:]
-        return [z_shape]
+        node, shapes = infer_shape_arguments(args)
+        return [shapes[1]]
 
     def pullback(self, inputs, outputs, cotangents):
-        x, z, ggx = inputs
+        x, z, ggx, *geometry = inputs
         (gggz,) = cotangents
-        grad = MaxPool2dGrad(ignore_border=self.ignore_border, **self._geometry())
-        # Linear in ggx; its adjoint is MaxPool2dGrad.
-        return [pt.zeros_like(x), pt.zeros_like(z), grad(x, z, gggz)]
+        grad = MaxPoolGrad(self.ignore_border, ndim=self.ndim)
+        # Linear in ggx; its adjoint is MaxPoolGrad.
+        return ([pt.zeros_like(x), pt.zeros_like(z), grad(x, z, gggz, *geometry)]
+                + [disconnected_type() for _ in geometry])
+
+
+def _check_pooled(op, x, ws, stride, pad, **pooled):
+    """Run-time check that each array of ``pooled`` has the shape pooling ``x`` gives."""
+    ndim = op.ndim
+    expected = x.shape[:-ndim] + _pool_cpu.output_spatial(x.shape[-ndim:], ws, stride, pad,
+                                                          op.ignore_border)
+    for role, array in pooled.items():
+        if array.shape != expected:
+            raise ValueError(f"{op._name}: {role} has shape {array.shape}, but pooling the "
+                             f"input of shape {x.shape} gives {expected}")
 
 
 # --------------------------------------------------------------------------------------
@@ -735,7 +443,9 @@ def _renamed_argument(new_value, old_value, new_name, old_name, default=None):
     if old_value is None:
         return new_value
     new_value_unset = new_value is None or (
-        default is not None and np.all(np.asarray(new_value) == np.asarray(default))
+        default is not None and not isinstance(new_value, pt.Variable)
+        and np.ndim(new_value) == np.ndim(default)
+        and np.all(np.asarray(new_value) == np.asarray(default))
     )
     if not new_value_unset:
         raise ValueError(
@@ -745,9 +455,32 @@ def _renamed_argument(new_value, old_value, new_name, old_name, default=None):
     warnings.warn(
         f"DEPRECATION: the {old_name!r} parameter is replaced by {new_name!r}.",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return old_value
+
+
+def _pool_nd(ndim, function_name, input, ws, ignore_border, stride, pad, mode, ds, st,
+             padding):
+    ws = _renamed_argument(ws, ds, "ws", "ds")
+    stride = _renamed_argument(stride, st, "stride", "st")
+    pad = _renamed_argument(pad, padding, "pad", "padding", default=(0,) * ndim)
+    if ws is None:
+        raise ValueError("You must provide a value for the window size ws.")
+    input = pt.as_tensor_variable(input)
+    if input.type.ndim < ndim:
+        raise NotImplementedError(f"{function_name} requires a dimension >= {ndim}, got a "
+                                  f"{input.type.ndim}-D input ({input.type})")
+    if ignore_border is None:
+        warnings.warn(
+            f"{function_name}() got ignore_border=None, which means ignore_border=False as "
+            "in Theano 1.0 (whose default was meant to become True); pass ignore_border "
+            "explicitly.",
+            UserWarning,
+            stacklevel=3,
+        )
+        ignore_border = False
+    return Pool(ignore_border, mode, ndim)(input, ws, stride, pad)
 
 
 def pool_2d(input, ws=None, ignore_border=None, stride=None, pad=(0, 0), mode="max",
@@ -757,19 +490,18 @@ def pool_2d(input, ws=None, ignore_border=None, stride=None, pad=(0, 0), mode="m
     Parameters
     ----------
     input : tensor of 2 or more dimensions
-        Images; pooling runs over the last two axes (4-D NCHW is the native case, other
-        ranks are reshaped to it and back).
-    ws : int or pair of ints
+        Images; pooling runs over the last two axes.
+    ws : int, pair of ints or integer vector of 2 entries
         Window size (rows, columns); ``(2, 2)`` halves each axis.
     ignore_border : bool, optional
         ``True``: a (5, 5) input with ``ws=(2, 2)`` gives a (2, 2) output; ``False``: (3, 3),
         the partial windows at the end being kept. ``None`` warns and means ``False``, as in
         Theano 1.0 (Lasagne always passes it explicitly).
-    stride : int or pair of ints, optional
+    stride : int, pair of ints or integer vector, optional
         Distance between windows; ``None`` means ``ws``.
-    pad : int or pair of ints
+    pad : int, pair of ints, integer vector or None
         Zeros added on both sides of each axis; needs ``ignore_border=True`` and must be
-        smaller than ``ws``.
+        smaller than ``ws``. ``None`` means no padding.
     mode : {'max', 'sum', 'average_inc_pad', 'average_exc_pad'}
         ``'max'`` and ``'sum'`` ignore the padding; the averages divide by the window size
         including (``'average_inc_pad'``) or excluding (``'average_exc_pad'``) the padding.
@@ -785,40 +517,30 @@ def pool_2d(input, ws=None, ignore_border=None, stride=None, pad=(0, 0), mode="m
 
     Notes
     -----
-    Windows, strides and padding must be ints (Theano also took symbolic vectors).
+    Symbolic ``ws``, ``stride`` or ``pad`` (vectors, or tuples holding symbolic scalars)
+    are accepted as in Theano and run on the C backend; JAX needs them constant.
     """
-    ws = _renamed_argument(ws, ds, "ws", "ds")
-    stride = _renamed_argument(stride, st, "stride", "st")
-    pad = _renamed_argument(pad, padding, "pad", "padding", default=(0, 0))
-    if ws is None:
-        raise ValueError("You must provide a value for the window size ws.")
-    if ignore_border is None:
-        warnings.warn(
-            "pool_2d() got ignore_border=None, which means ignore_border=False as in "
-            "Theano 1.0 (whose default was meant to become True); pass ignore_border "
-            "explicitly.",
-            UserWarning,
-            stacklevel=2,
-        )
-        ignore_border = False
-    op = Pool2d(ws, stride=stride, pad=pad, ignore_border=ignore_border, mode=mode)
-    input = pt.as_tensor_variable(input)
-    if input.type.ndim == 4:
-        return op(input)
-    if input.type.ndim < 2:
-        raise TypeError(f"pool_2d needs an input of 2 or more dimensions, got {input.type.ndim}")
-    rows, cols = input.shape[-2], input.shape[-1]
-    images = input.reshape((-1, 1, rows, cols), ndim=4)
-    pooled = op(images)
-    out_shape = pt.concatenate([input.shape[:-2], pooled.shape[-2:]])
-    return pooled.reshape(out_shape, ndim=input.type.ndim)
+    return _pool_nd(2, "pool_2d", input, ws, ignore_border, stride, pad, mode, ds, st,
+                    padding)
+
+
+def pool_3d(input, ws=None, ignore_border=None, stride=None, pad=(0, 0, 0), mode="max",
+            ds=None, st=None, padding=None):
+    """Downscale the input by pooling windows over its last three axes (Theano's
+    ``pool_3d``).
+
+    The arguments are those of :func:`pool_2d` with three entries per tuple (depth, rows,
+    columns); the input needs 3 or more dimensions.
+    """
+    return _pool_nd(3, "pool_3d", input, ws, ignore_border, stride, pad, mode, ds, st,
+                    padding)
 
 
 def max_pool_2d_same_size(input, patch_size):
     """Zero every element of non-overlapping patches that is not its patch's maximum.
 
-    Theano's ``max_pool_2d_same_size``: the output has the input's shape (4-D NCHW); every
-    element equal to its ``patch_size`` patch's maximum is kept (ties included).
+    Theano's ``max_pool_2d_same_size``: the output has the input's shape; every element
+    equal to its ``patch_size`` patch's maximum is kept (ties included).
     """
-    z = Pool2d(patch_size, ignore_border=True)(input)
-    return MaxPool2dGrad(patch_size, ignore_border=True)(input, z, z)
+    z = Pool(True)(input, patch_size)
+    return MaxPoolGrad(True)(input, z, z, patch_size)

@@ -149,23 +149,30 @@ def pool_output_length(input_length, pool_size, stride, pad, ignore_border):
     and 0 when the padded input is smaller than the pool. With ``ignore_border=False``
     (``pad`` must be 0): partial windows at the end count, giving
     ``(input - 1) // stride + 1`` when ``stride >= pool_size`` and
-    ``max(0, (input - pool_size + stride - 1) // stride) + 1`` otherwise.
+    ``max(0, (input - pool_size + stride - 1) // stride) + 1`` otherwise. Any argument but
+    ``ignore_border`` may be symbolic (Theano's ops took symbolic windows and strides).
     """
     if input_length is None or pool_size is None:
         return None
+    import pytensor.tensor as pt
+
+    def is_int(value):
+        return isinstance(value, (int, np.integer))
+
     if ignore_border:
         output_length = input_length + 2 * pad - pool_size + 1
         output_length = (output_length + stride - 1) // stride
-        if isinstance(output_length, int):
-            output_length = max(output_length, 0)
-        return output_length
-    if pad != 0:
+        if is_int(output_length):
+            return max(int(output_length), 0)
+        return pt.maximum(output_length, 0)
+    if is_int(pad) and pad != 0:
         raise ValueError("padding requires ignore_border=True (as in Theano)")
-    if stride >= pool_size:
-        return (input_length + stride - 1) // stride
-    output_length = (input_length - pool_size + stride - 1) // stride
-    if isinstance(output_length, int):
-        return max(0, output_length) + 1
-    import pytensor.tensor as pt
-
-    return pt.maximum(0, output_length) + 1
+    if is_int(stride) and is_int(pool_size):
+        if stride >= pool_size:
+            return (input_length + stride - 1) // stride
+        output_length = (input_length - pool_size + stride - 1) // stride
+        if is_int(output_length):
+            return max(0, int(output_length)) + 1
+        return pt.maximum(0, output_length) + 1
+    return pt.switch(pt.ge(stride, pool_size), (input_length + stride - 1) // stride,
+                     pt.maximum(0, (input_length - pool_size + stride - 1) // stride) + 1)

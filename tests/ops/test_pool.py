@@ -1,9 +1,8 @@
-"""Tests of the pooling ops against the NumPy references in ``tests/reference.py``.
+"""Tests of the 2-D pooling ops against the NumPy references in ``tests/reference/pool.py``
+(explicit windows; the max ignores the padding as Theano's C code and documentation do).
 
-``reference.pool2d`` and ``reference.max_pool2d_grad`` pad with zeros that take part in the
-max (Theano's Python ``perform``); our max ignores the padding (Theano's C code and its
-documentation). The two agree on inputs whose values are all above zero, so max-mode
-comparisons with padding shift the input above zero first (``_max_reference``).
+The 1-D and 3-D cases, symbolic windows and the upscaling ops are in ``test_pool_nd.py``
+and ``test_pool_upscale.py``.
 """
 
 import itertools
@@ -16,13 +15,13 @@ import pytest
 
 from fcn8_lasagne.ops import pool_2d
 from fcn8_lasagne.ops.pool import (
-    AveragePool2dGrad,
-    MaxPool2dGrad,
-    MaxPool2dGradGrad,
-    Pool2d,
+    AveragePoolGrad,
+    DownsampleFactorMaxGradGrad,
+    MaxPoolGrad,
+    Pool,
     max_pool_2d_same_size,
 )
-from tests import reference
+from tests.reference import pool as reference
 
 MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
 
@@ -47,23 +46,33 @@ def _geometry_id(geometry):
     return f"ws{ws}-st{stride}-pad{pad}-{'ib' if ignore_border else 'keep'}"
 
 
-def _perform(op, *arrays):
+def _perform(op, arrays, ws, stride=None, pad=(0, 0)):
     """Run ``op`` through ``make_node`` and its NumPy ``perform`` (no compilation)."""
-    node = op.make_node(*[pt.as_tensor_variable(array) for array in arrays])
+    node = op.make_node(*[pt.as_tensor_variable(array) for array in arrays], ws, stride, pad)
+    values = list(arrays) + [v.data for v in node.inputs[len(arrays):]]
     storage = [[None] for _ in node.outputs]
-    op.perform(node, arrays, storage)
+    op.perform(node, values, storage)
     return storage[0][0]
 
 
+def _pool(x, ws, stride=None, pad=(0, 0), ignore_border=True, mode="max"):
+    return _perform(Pool(ignore_border, mode), [x], ws, stride, pad)
+
+
+def _max_grad(x, z, gz, ws, stride=None, pad=(0, 0), ignore_border=True):
+    return _perform(MaxPoolGrad(ignore_border), [x, z, gz], ws, stride, pad)
+
+
+def _max_grad_grad(x, z, ggx, ws, stride=None, pad=(0, 0), ignore_border=True):
+    return _perform(DownsampleFactorMaxGradGrad(ignore_border), [x, z, ggx], ws, stride, pad)
+
+
 def _max_reference(x, ws, stride, pad, ignore_border):
-    """Max pooling that ignores the padding, from the zero-padding reference."""
-    shift = x.min() - 1
-    return reference.pool2d(x - shift, ws, stride, pad, ignore_border, "max") + shift
+    return reference.pool(x, ws, stride, pad, ignore_border, "max")
 
 
 def _max_grad_reference(x, gz, ws, stride, pad, ignore_border):
-    """Theano's max-pool gradient ignoring the padding, from the zero-padding reference."""
-    return reference.max_pool2d_grad(x - (x.min() - 1), gz, ws, stride, pad, ignore_border)
+    return reference.max_pool_grad(x, gz, ws, stride, pad, ignore_border)
 
 
 def _tied_input(rng, shape, dtype):
@@ -88,21 +97,21 @@ def test_forward_and_gradients_match_reference(geometry, dtype):
             if mode == "max":
                 expected = _max_reference(x, ws, stride, pad, ignore_border)
             else:
-                expected = reference.pool2d(x, ws, stride, pad, ignore_border, mode)
-            z = _perform(Pool2d(ws, stride, pad, ignore_border, mode), x)
+                expected = reference.pool(x, ws, stride, pad, ignore_border, mode)
+            z = _pool(x, ws, stride, pad, ignore_border, mode)
             assert z.dtype == dtype and z.shape == expected.shape, (mode, shape)
             np.testing.assert_allclose(z, expected, **tolerance, err_msg=mode)
 
             gz = rng.standard_normal(z.shape).astype(dtype)
             if mode == "max":
                 x_tied = _tied_input(rng, shape, dtype)
-                z_tied = _perform(Pool2d(ws, stride, pad, ignore_border), x_tied)
-                gx = _perform(MaxPool2dGrad(ws, stride, pad, ignore_border), x_tied, z_tied, gz)
+                z_tied = _pool(x_tied, ws, stride, pad, ignore_border)
+                gx = _max_grad(x_tied, z_tied, gz, ws, stride, pad, ignore_border)
                 expected_gx = _max_grad_reference(x_tied, gz, ws, stride, pad, ignore_border)
             else:
-                op = AveragePool2dGrad(ws, stride, pad, ignore_border, mode)
-                gx = _perform(op, x, gz)
-                expected_gx = reference.average_pool2d_grad(
+                op = AveragePoolGrad(ignore_border, mode)
+                gx = _perform(op, [x, gz], ws, stride, pad)
+                expected_gx = reference.average_pool_grad(
                     x.shape, gz, ws, stride, pad, ignore_border, mode
                 )
             assert gx.dtype == dtype and gx.shape == x.shape
@@ -111,11 +120,11 @@ def test_forward_and_gradients_match_reference(geometry, dtype):
 
 def test_max_ignores_padding_like_theano_c_code():
     x = -np.arange(1.0, 17.0).reshape(1, 1, 4, 4)
-    z = _perform(Pool2d((2, 2), pad=(1, 1)), x)
+    z = _pool(x, (2, 2), pad=(1, 1))
     # every window holds at least one image element; the zero padding never wins
     assert (z < 0).all()
     np.testing.assert_array_equal(z[0, 0, 0], [-1.0, -2.0, -4.0])
-    gx = _perform(MaxPool2dGrad((2, 2), pad=(1, 1)), x, z, np.ones_like(z))
+    gx = _max_grad(x, z, np.ones_like(z), (2, 2), pad=(1, 1))
     assert gx.sum() == z.size
 
 
@@ -124,10 +133,10 @@ def test_max_gradient_gives_every_tied_maximum_the_gradient():
     x = _tied_input(rng, (2, 4, 10, 10), "float64")
     x[:, :, :4, :4] = 0.0  # all-zero windows, as after pad=100 and ReLU in FCN-8
     ws = (2, 2)
-    z = _perform(Pool2d(ws), x)
+    z = _pool(x, ws)
     gz = rng.standard_normal(z.shape)
-    gx = _perform(MaxPool2dGrad(ws), x, z, gz)
-    np.testing.assert_allclose(gx, reference.max_pool2d_grad(x, gz, ws, ws), atol=1e-12)
+    gx = _max_grad(x, z, gz, ws)
+    np.testing.assert_allclose(gx, reference.max_pool_grad(x, gz, ws, ws), atol=1e-12)
 
     # PyTorch's / JAX autodiff's rule: only the first maximum of each window.
     windows = x.reshape(2, 4, 5, 2, 5, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 4, 5, 5, 4)
@@ -143,12 +152,14 @@ def test_max_grad_grad_is_the_adjoint_of_max_grad():
     for ws, stride, pad, ignore_border in GEOMETRIES:
         x = _tied_input(rng, (2, 2, 7, 6), "float64")
         geometry = (ws, stride, pad, ignore_border)
-        z = _perform(Pool2d(*geometry), x)
+        z = _pool(x, *geometry)
         gz = rng.standard_normal(z.shape)
         ggx = rng.standard_normal(x.shape)
-        gx = _perform(MaxPool2dGrad(*geometry), x, z, gz)
-        ggz = _perform(MaxPool2dGradGrad(*geometry), x, z, ggx)
+        gx = _max_grad(x, z, gz, *geometry)
+        ggz = _max_grad_grad(x, z, ggx, *geometry)
         assert ggz.shape == z.shape
+        np.testing.assert_allclose(ggz, reference.max_pool_grad_grad(x, ggx, *geometry),
+                                   atol=1e-12)
         np.testing.assert_allclose((gx * ggx).sum(), (gz * ggz).sum(), rtol=1e-10, atol=1e-12)
 
 
@@ -207,18 +218,18 @@ def test_jax_matches_c_backend_on_unknown_shapes_with_ties():
     outputs, extra_inputs, cases = [], [], []
     for geometry in GEOMETRIES[1::2] + GEOMETRIES[-1:]:
         for mode in MODES:
-            op = Pool2d(*geometry, mode=mode)
-            z = op(x)
+            ws, stride, pad, ignore_border = geometry
+            z = Pool(ignore_border, mode)(x, ws, stride, pad)
             gz = pt.tensor4(f"gz_{len(cases)}", dtype="float32")
             if mode == "max":
                 ggx = pt.tensor4(f"ggx_{len(cases)}", dtype="float32")
                 grads = [
-                    MaxPool2dGrad(*geometry)(x, z, gz),
-                    MaxPool2dGradGrad(*geometry)(x, z, ggx),
+                    MaxPoolGrad(ignore_border)(x, z, gz, ws, stride, pad),
+                    DownsampleFactorMaxGradGrad(ignore_border)(x, z, ggx, ws, stride, pad),
                 ]
                 extra_inputs += [gz, ggx]
             else:
-                grads = [AveragePool2dGrad(*geometry, mode=mode)(x, gz)]
+                grads = [AveragePoolGrad(ignore_border, mode)(x, gz, ws, stride, pad)]
                 extra_inputs.append(gz)
             outputs += [z, *grads]
             cases.append((geometry, mode, z))
@@ -254,10 +265,11 @@ def test_default_mode_compiles_and_runs_without_warnings():
         f = pytensor.function([x], [z, gx])
         x_value = _tied_input(np.random.default_rng(9), (1, 2, 6, 7), "float32")
         z_value, gx_value = f(x_value)
-    np.testing.assert_allclose(z_value, reference.pool2d(x_value, 2, 2, 0, True, "max"))
-    expected_gx = reference.max_pool2d_grad(x_value, 2 * z_value, 2, 2) + (
-        reference.average_pool2d_grad(
-            x_value.shape, np.ones((1, 2, 3, 4)), 3, 2, 1, True, "average_exc_pad"
+    np.testing.assert_allclose(z_value, reference.pool(x_value, (2, 2), None, None, True))
+    expected_gx = reference.max_pool_grad(x_value, 2 * z_value, (2, 2)) + (
+        reference.average_pool_grad(
+            x_value.shape, np.ones((1, 2, 3, 4)), (3, 3), (2, 2), (1, 1), True,
+            "average_exc_pad"
         )
     )
     np.testing.assert_allclose(gx_value, expected_gx, rtol=1e-6)
@@ -273,9 +285,9 @@ def test_shapes_static_and_inferred():
     assert z.type.shape == (None, None, None, None)
     f = pytensor.function([unknown], z.shape, mode="CVM")
     # the shape comes from infer_shape: no pooling runs
-    assert not any(isinstance(node.op, Pool2d) for node in f.maker.fgraph.apply_nodes)
+    assert not any(isinstance(node.op, Pool) for node in f.maker.fgraph.apply_nodes)
     for size in [(1, 1, 5, 7), (3, 2, 2, 9)]:
-        expected = reference.pool2d(np.zeros(size), (3, 2), (1, 3), 0, False, "max").shape
+        expected = reference.pool(np.zeros(size), (3, 2), (1, 3), None, False, "max").shape
         assert tuple(f(np.zeros(size, "float32"))) == expected
 
 
@@ -284,18 +296,20 @@ def test_pool_2d_other_ranks_and_aliases():
     x_value = rng.standard_normal((2, 3, 4, 5, 7)).astype("float32")
     x = pt.tensor(dtype="float32", shape=(None,) * 5)
     pooled = pool_2d(x, (2, 3), ignore_border=False).eval({x: x_value}, mode="CVM")
-    expected = reference.pool2d(x_value.reshape(24, 1, 5, 7), (2, 3), None, 0, False, "max")
-    np.testing.assert_allclose(pooled, expected.reshape(2, 3, 4, 3, 3), rtol=1e-6)
+    expected = reference.pool(x_value, (2, 3), None, None, False, "max")
+    assert expected.shape == (2, 3, 4, 3, 3)
+    np.testing.assert_allclose(pooled, expected, rtol=1e-6)
     matrix = pt.matrix(dtype="float32")
     pooled_matrix = pool_2d(matrix, 2, ignore_border=True)
     assert pooled_matrix.eval({matrix: x_value[0, 0, 0]}, mode="CVM").shape == (2, 3)
 
-    assert Pool2d(2, mode="average").mode == "average_inc_pad"
-    assert Pool2d(2, mode="max_deterministic") == Pool2d((2, 2), (2, 2), 0, True, "max")
-    assert hash(Pool2d(2)) == hash(Pool2d((2, 2), stride=(2, 2)))
+    assert Pool(True, mode="average").mode == "average_inc_pad"
+    assert Pool(True, mode="max_deterministic") == Pool(True, "max", 2)
+    assert hash(Pool(True)) == hash(Pool(True, "max", ndim=2))
     with pytest.warns(DeprecationWarning):
         old_names = pool_2d(x, ds=(2, 3), st=(1, 1), padding=(1, 1), ignore_border=True)
-    assert old_names.owner.inputs[0].owner.op == Pool2d((2, 3), (1, 1), (1, 1), True)
+    assert old_names.owner.op == Pool(True, "max", 2)
+    assert [list(v.data) for v in old_names.owner.inputs[1:]] == [[2, 3], [1, 1], [1, 1]]
 
 
 def test_max_pool_2d_same_size():
@@ -321,9 +335,12 @@ def test_ignore_border_none_warns_and_means_false_as_in_theano():
         (dict(ws=(2, 2), ignore_border=True, mode="median"), ValueError, "mode"),
         (dict(ws=None, ignore_border=True), ValueError, "window size"),
         (dict(ws=(2, 0), ignore_border=True), ValueError, "ws"),
-        (dict(ws=(2, 2, 2), ignore_border=True), ValueError, "pair"),
+        (dict(ws=(2, 2, 2), ignore_border=True), ValueError, "tuple of 2 ints"),
         (dict(ws=(2.0, 2), ignore_border=True), TypeError, "ws"),
-        (dict(ws=pt.constant([2, 2]), ignore_border=True), TypeError, "symbolic"),
+        (dict(ws=pt.constant([2, 0]), ignore_border=True), ValueError, "ws"),
+        (dict(ws=pt.dvector(), ignore_border=True), TypeError, "integer vector"),
+        (dict(ws=pt.lvector(), pad=(1, 1), ignore_border=False), ValueError,
+         "ignore_border=True"),
         (dict(ws=2, stride=(0, 1), ignore_border=True), ValueError, "stride"),
         (dict(ws=2, ignore_border="yes"), TypeError, "ignore_border"),
         (dict(ws=2, ds=2, ignore_border=True), ValueError, "both"),
@@ -335,26 +352,30 @@ def test_bad_arguments_raise_clear_errors(kwargs, error, match):
 
 
 def test_bad_inputs_raise_clear_errors():
-    with pytest.raises(TypeError, match="4-D"):
-        Pool2d(2)(pt.tensor3(dtype="float32"))
-    with pytest.raises(TypeError, match="floating-point"):
-        Pool2d(2)(pt.tensor4(dtype="int32"))
+    with pytest.raises(TypeError, match="at least 3 dimensions"):
+        Pool(True, ndim=3)(pt.matrix(dtype="float32"), 2)
+    with pytest.raises(TypeError, match="dtype"):
+        Pool(True)(pt.tensor4(dtype="int32"), 2)
     with pytest.raises(TypeError, match="dtype float32"):
         x = pt.tensor4(dtype="float32")
-        MaxPool2dGrad(2)(x, Pool2d(2)(x), pt.tensor4(dtype="float64"))
-    with pytest.raises(ValueError, match="MaxPool2dGrad"):
-        AveragePool2dGrad(2, mode="max")
-    with pytest.raises(TypeError, match="2 or more"):
+        MaxPoolGrad(True)(x, Pool(True)(x, 2), pt.tensor4(dtype="float64"), 2)
+    with pytest.raises(ValueError, match="MaxPoolGrad"):
+        AveragePoolGrad(True, mode="max")
+    with pytest.raises(NotImplementedError, match="dimension >= 2"):
         pool_2d(pt.vector(dtype="float32"), 2, ignore_border=True)
+    # a gradient of the wrong shape is refused at run time, naming the op and the shapes
+    x = pt.tensor4(dtype="float64")
+    gz = pt.tensor4(dtype="float64")
+    grad = MaxPoolGrad(True)(x, Pool(True)(x, 2), gz, 2)
+    with pytest.raises(ValueError, match=r"MaxPoolGrad: gz has shape \(1, 1, 3, 3\)"):
+        grad.eval({x: np.zeros((1, 1, 4, 4)), gz: np.zeros((1, 1, 3, 3))}, mode="CVM")
 
 
-def test_every_op_has_props_and_every_combination_is_distinct():
+def test_every_op_has_theanos_props_and_every_combination_is_distinct():
     ops = [
-        Pool2d(ws, stride, 0, ignore_border, mode)
-        for ws, stride, ignore_border, mode in itertools.product(
-            [2, 3], [None, 1], [True, False], MODES
-        )
+        Pool(ignore_border, mode, ndim)
+        for ignore_border, mode, ndim in itertools.product([True, False], MODES, [1, 2, 3])
     ]
     assert len(set(ops)) == len(ops)
-    for op_class in (Pool2d, MaxPool2dGrad, AveragePool2dGrad, MaxPool2dGradGrad):
-        assert {"ws", "stride", "pad", "ignore_border"} <= set(op_class.__props__)
+    for op_class in (Pool, MaxPoolGrad, AveragePoolGrad, DownsampleFactorMaxGradGrad):
+        assert op_class.__props__ == ("ignore_border", "mode", "ndim")

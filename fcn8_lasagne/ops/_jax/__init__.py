@@ -6,4 +6,5 @@ this package the moment PyTensor loads its own JAX dispatch, so neither JAX nor 
 JAX backend is imported until a function is compiled for JAX.
 """
 
-from . import conv, crop, fill, reduce, resize  # noqa: F401  (each registers its translations)
+from . import conv, crop, fill, pool, reduce, resize, upscale  # noqa: F401  (registrations)
+from . import recurrent  # noqa: F401  (LSTMSequence, LSTMSequenceGrad)
