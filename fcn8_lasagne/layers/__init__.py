@@ -35,7 +35,21 @@ from .merge import (
 )
 from .noise import DropoutLayer, dropout
 from .normalization import BatchNormLayer, batch_norm
-from .pool import MaxPool2DLayer, Pool2DLayer
+from .pool import (
+    FeaturePoolLayer,
+    FeatureWTALayer,
+    GlobalPoolLayer,
+    MaxPool1DLayer,
+    MaxPool2DLayer,
+    MaxPool3DLayer,
+    Pool1DLayer,
+    Pool2DLayer,
+    Pool3DLayer,
+    SpatialPyramidPoolingLayer,
+    Upscale1DLayer,
+    Upscale2DLayer,
+    Upscale3DLayer,
+)
 from .recurrent import CustomRecurrentLayer, GRULayer, Gate, LSTMLayer, RecurrentLayer
 from .shape import (
     DimshuffleLayer,
@@ -73,7 +87,9 @@ __all__ = [
     "BaseConvLayer", "Conv1DLayer", "Conv2DLayer", "Conv3DLayer", "TransposedConv2DLayer",
     "Deconv2DLayer", "TransposedConv3DLayer", "Deconv3DLayer", "DilatedConv2DLayer",
     "LocallyConnected2DLayer",
-    "Pool2DLayer", "MaxPool2DLayer",
+    "Pool1DLayer", "Pool2DLayer", "Pool3DLayer", "MaxPool1DLayer", "MaxPool2DLayer",
+    "MaxPool3DLayer", "Upscale1DLayer", "Upscale2DLayer", "Upscale3DLayer",
+    "GlobalPoolLayer", "FeaturePoolLayer", "FeatureWTALayer", "SpatialPyramidPoolingLayer",
     "DropoutLayer", "dropout",
     "ConcatLayer", "concat", "ElemwiseMergeLayer", "ElemwiseSumLayer",
     "autocrop", "autocrop_array_shapes", "crop_offsets",
