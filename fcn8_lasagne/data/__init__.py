@@ -10,7 +10,9 @@ label int32 (H, W) with classes ``0 .. n_classes - 1`` and every void pixel at
 from .augmentation import Augmentation
 from .base import SegmentationDataset, canonical_split, read_label_map, read_rgb_image
 from .camvid import CAMVID_CLASS_NAMES, CamVid
+from .cortical_layers import CORTICAL_CLASS_NAMES, CorticalLayers
 from .folder import FolderDataset
+from .isbi_em import ISBI_EM_CLASS_NAMES, IsbiEmStacks
 from .iteration import BatchIterator
 from .polyps912 import POLYPS912_LABELLINGS, Polyps912
 from .registry import DATASETS, load_dataset
@@ -21,6 +23,12 @@ from .synthetic import (
     ensure_synthetic_polyps,
     make_synthetic_polyps,
     render_synthetic_polyp,
+)
+from .synthetic_em import SyntheticEmStacks, ensure_synthetic_em, make_synthetic_em
+from .synthetic_profiles import (
+    SyntheticCorticalProfiles,
+    ensure_synthetic_profiles,
+    make_synthetic_profiles,
 )
 
 __all__ = [
@@ -43,4 +51,14 @@ __all__ = [
     "POLYPS912_LABELLINGS",
     "CAMVID_CLASS_NAMES",
     "SYNTHETIC_DEFAULTS",
+    "IsbiEmStacks",
+    "CorticalLayers",
+    "SyntheticEmStacks",
+    "SyntheticCorticalProfiles",
+    "make_synthetic_em",
+    "ensure_synthetic_em",
+    "make_synthetic_profiles",
+    "ensure_synthetic_profiles",
+    "ISBI_EM_CLASS_NAMES",
+    "CORTICAL_CLASS_NAMES",
 ]

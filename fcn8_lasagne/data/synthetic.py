@@ -37,6 +37,7 @@ from .polyps912 import Polyps912
 __all__ = [
     "make_synthetic_polyps",
     "ensure_synthetic_polyps",
+    "ensure_generated",
     "render_synthetic_polyp",
     "default_cache_dir",
     "SyntheticPolyps",
@@ -267,10 +268,35 @@ def ensure_synthetic_polyps(root=None, n_train=48, n_valid=12, n_test=12, image_
     Path
     """
     parameters = _check_parameters(n_train, n_valid, n_test, image_size, seed)
-    marker = _marker(parameters)
+    return ensure_generated(root, _marker(parameters), "synthetic",
+                            lambda folder: make_synthetic_polyps(folder, **parameters))
+
+
+def ensure_generated(root, marker, prefix, make):
+    """Generate a data set once into ``root`` (the rule every built-in synthetic set shares).
+
+    The data is built by ``make(folder)`` in a temporary folder beside ``root`` and renamed
+    into place, so a reader never sees a half-written data set and two processes racing each
+    other both end with the same complete copy. ``marker`` (a JSON-able dict with
+    ``'parameters'`` and ``'version'``) is written to ``synthetic.json`` in the root; a later
+    call with the same marker returns at once, another marker is refused.
+
+    Parameters
+    ----------
+    root : str, Path or None
+        ``None`` means ``default_cache_dir() / '<prefix>-<hash of the marker>'``.
+    marker : dict
+    prefix : str
+    make : callable
+        ``make(folder)`` writes the files into the existing empty ``folder``.
+
+    Returns
+    -------
+    Path
+    """
     if root is None:
         digest = hashlib.sha256(json.dumps(marker, sort_keys=True).encode()).hexdigest()[:12]
-        root = default_cache_dir() / f"synthetic-{digest}"
+        root = default_cache_dir() / f"{prefix}-{digest}"
     root = Path(root)
     if root.exists():
         existing = _read_marker(root)
@@ -280,8 +306,8 @@ def ensure_synthetic_polyps(root=None, n_train=48, n_valid=12, n_test=12, image_
             raise ValueError(
                 f"{root} holds synthetic data made with other parameters "
                 f"({existing.get('parameters')}, version {existing.get('version')}); "
-                f"asked for {parameters}, version {GENERATOR_VERSION}. Use another root or "
-                "delete it"
+                f"asked for {marker.get('parameters')}, version {marker.get('version')}. Use "
+                "another root or delete it"
             )
         if not root.is_dir() or any(root.iterdir()):
             raise FileExistsError(f"{root} exists and is not a synthetic dataset folder")
@@ -289,7 +315,7 @@ def ensure_synthetic_polyps(root=None, n_train=48, n_valid=12, n_test=12, image_
     building = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
     try:
         building.chmod(0o755)  # mkdtemp makes it private; the dataset need not be
-        make_synthetic_polyps(building, **parameters)
+        make(building)
         (building / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True),
                                            encoding="utf-8")
         try:
