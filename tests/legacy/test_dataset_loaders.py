@@ -180,13 +180,65 @@ def test_default_is_the_built_in_synthetic_data(installed, tmp_path, monkeypatch
     assert images.shape == (1, 3, 16, 16) and set(np.unique(labels)) <= {0, 1, 2}
 
 
-def test_isbi_and_cortical_arrive_later(installed):
-    from data_loader.cortical_layers import Cortical6LayersDataset
+def test_isbi_em_stacks_adapter(installed, tmp_path):
     from dataset_loaders.images.isbi_em_stacks import IsbiEmStacksDataset
     from dataset_loaders.parallel_loader import ThreadedDataset
 
+    pages = np.stack([np.full((512, 512), page, np.uint8) for page in range(30)])
+    labels = np.zeros((30, 512, 512), np.uint8)
+    labels[:, :, 256:] = 255
+    root = tmp_path / "isbi_em_stacks"
+    root.mkdir()
+    for name, stack in (("train-volume", pages), ("train-labels", labels),
+                        ("test-volume", pages)):
+        tifffile.imwrite(root / f"{name}.tif", stack, photometric="minisblack")
     assert issubclass(IsbiEmStacksDataset, ThreadedDataset)
-    with pytest.raises(NotImplementedError, match="arrives with the U-Net"):
-        IsbiEmStacksDataset(which_set="train", batch_size=1)
-    with pytest.raises(NotImplementedError, match="arrives with the 1-D FCN"):
-        Cortical6LayersDataset(which_set="train", batch_size=1)
+    train = IsbiEmStacksDataset(which_set="train", batch_size=5, data_dir=tmp_path,
+                                shuffle_at_each_epoch=False)
+    assert train.nsamples == 25 and train.nbatches == 5 and train.nclasses == 2
+    first = train.next()
+    assert first["data"].shape == (5, 1, 512, 512)
+    assert first["filenames"].ravel().tolist() == [0, 1, 2, 3, 4]
+    batch = IsbiEmStacksDataset(which_set="val", batch_size=5, data_dir=tmp_path,
+                                return_list=True).next()
+    assert batch[0].shape == (5, 1, 512, 512) and batch[0].dtype == np.float32
+    assert sorted(np.round(batch[0][:, 0, 0, 0] * 255).tolist()) == [25, 26, 27, 28, 29]
+    assert batch[1].shape == (5, 512, 512) and set(np.unique(batch[1])) == {0, 1}
+    test = IsbiEmStacksDataset(which_set="test", batch_size=1, data_dir=tmp_path)
+    assert test.nsamples == 30 and not test.set_has_GT
+    with pytest.raises(ValueError, match="Unknown set"):
+        IsbiEmStacksDataset(which_set="holdout", data_dir=tmp_path)
+
+
+def test_cortical_layers_adapter(installed, tmp_path):
+    from data_loader.cortical_layers import Cortical6LayersDataset
+
+    folder = tmp_path / "6layers_segmentation"
+    folder.mkdir()
+    n = 20
+    rows = {"raw": [[i + t / 1000 for t in range(200)] for i in range(n)],
+            "geo": [[-i - t / 1000 for t in range(200)] for i in range(n)],
+            "cls": [[t % 7 for t in range(200)] for i in range(n)],
+            "regions": [[0] * 200 for i in range(n)]}
+    for kind, values in rows.items():
+        (folder / f"training_{kind}.txt").write_text(
+            "".join(" ".join(str(v) for v in row) + "\n" for row in values))
+    train = Cortical6LayersDataset(which_set="train", batch_size=4, data_dir=tmp_path,
+                                   shuffle_at_each_epoch=False, return_list=False)
+    assert train.nsamples == 17 and train.nbatches == 5 and train.nclasses == 7
+    assert train.data_shape == (200, 2) and train.void_labels == []
+    batch = train.next()
+    assert batch["data"].shape == (4, 2, 200) and batch["labels"].shape == (4, 200)
+    line = batch["filenames"][0]
+    np.testing.assert_allclose(batch["data"][0, 0], -line - np.arange(200) / 1000, atol=1e-5)
+    np.testing.assert_allclose(batch["data"][0, 1], line + np.arange(200) / 1000, atol=1e-5)
+    assert batch["labels"][0].tolist() == [t % 7 for t in range(200)]
+    raw = Cortical6LayersDataset(which_set="valid", smooth_or_raw="raw", batch_size=3,
+                                 data_dir=tmp_path, return_one_hot=True, return_01c=True,
+                                 return_list=True)
+    data, labels = raw.next()
+    assert data.shape == (3, 200, 1) and labels.shape == (3, 200, 7)
+    assert (labels.sum(axis=2) == 1).all()
+    with pytest.raises(NotImplementedError, match="1-D"):
+        Cortical6LayersDataset(which_set="train", data_dir=tmp_path,
+                               data_augm_kwargs={"horizontal_flip": True})

@@ -3,16 +3,17 @@
 
 * ``dataset_loaders.images.polyps912.Polyps912Dataset`` reads the Polyps912 layout
   (``train``/``valid``/``test`` with ``images/*.bmp`` and ``masks2/*.tif``);
-* ``dataset_loaders.images.isbi_em_stacks.IsbiEmStacksDataset`` arrives with the U-Net
-  tutorial (it raises ``NotImplementedError`` for now);
+* ``dataset_loaders.images.isbi_em_stacks.IsbiEmStacksDataset`` reads the ISBI 2012 EM
+  stacks (``train-volume.tif``, ``train-labels.tif``, ``test-volume.tif``);
 * ``dataset_loaders.parallel_loader.ThreadedDataset`` is the iterator base class.
 
 Where the data is: the ``data_dir`` argument of a dataset class, else the environment
 variable ``FCN8_LEGACY_DATA_DIR``; either names the dataset's root (the folder holding
 ``train``, ``valid``, ``test``) or a folder holding one such root per dataset, named as the
 original's ``name`` (``polyps912``, ``isbi_em_stacks``, ``cortical_layers``). With neither,
-Polyps912 is the built-in synthetic polyp data of :mod:`fcn8_lasagne.data.synthetic`,
-generated once into the cache (``fcn8_lasagne.data.default_cache_dir()``).
+each is its built-in synthetic data (:mod:`fcn8_lasagne.data.synthetic`, ``synthetic_em``,
+``synthetic_profiles``), generated once into the cache
+(``fcn8_lasagne.data.default_cache_dir()``).
 """
 
 import os
