@@ -74,11 +74,7 @@ class Upscale(_UpscaleOp):
         lead, spatial = self._lead(x.shape)
         out_spatial = tuple(n * f for n, f in zip(spatial, self.scale_factor))
         if self.mode == "repeat":
-            # (..., n1, 1, n2, 1, ...) broadcast to (..., n1, f1, n2, f2, ...): one copy
-            index = (Ellipsis,) + sum(((slice(None), None) for _ in spatial), ())
-            blocks = lead + sum(((n, f) for n, f in zip(spatial, self.scale_factor)), ())
-            out = np.broadcast_to(x[index], blocks).reshape(lead + out_spatial)
-            outputs[0][0] = np.ascontiguousarray(out)
+            outputs[0][0] = _pool_cpu.upscale_repeat(x, self.scale_factor)
         else:
             out = np.zeros(lead + out_spatial, dtype=x.dtype)
             out[(Ellipsis,) + tuple(slice(None, None, f) for f in self.scale_factor)] = x
