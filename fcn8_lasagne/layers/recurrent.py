@@ -43,6 +43,7 @@ from pytensor.graph.basic import Constant, Variable
 from pytensor.raise_op import Assert
 
 from .. import init, nonlinearities
+from ..ops.recurrent import lstm_sequence
 from ..utils import unroll_scan
 from . import helper
 from .base import Layer, MergeLayer
@@ -200,6 +201,30 @@ def _initial_state(layer, inputs, key, param, num_batch, state_shape, input):
                         f"(batch_size,) + {tuple(state_shape)!r}", input)
     ones = pt.ones((num_batch,) + (1,) * (param.ndim - 1), dtype=param.dtype)
     return ones * param
+
+
+#: Run ``LSTMLayer`` through the fused sequence op
+#: (:class:`~fcn8_lasagne.ops.recurrent.LSTMSequence`) when its configuration allows it
+#: (see :func:`_lstm_fusable`). Set to False before ``get_output`` to force the
+#: ``pytensor.scan`` graph (e.g. to differentiate twice, which the fused op cannot).
+USE_FUSED_OPS = True
+
+
+def _lstm_fusable(layer):
+    """Whether ``layer`` (an LSTMLayer) computes exactly what the fused op computes.
+
+    Lasagne's default nonlinearities (sigmoid gates, tanh cell and output, compared to the
+    :mod:`fcn8_lasagne.nonlinearities` objects), no ``grad_clipping``, no
+    ``gradient_steps``, not ``unroll_scan``, and :data:`USE_FUSED_OPS` set.
+    """
+    sigmoid, tanh = nonlinearities.sigmoid, nonlinearities.tanh
+    return (USE_FUSED_OPS and not layer.unroll_scan and layer.gradient_steps < 0
+            and not layer.grad_clipping
+            and layer.nonlinearity_ingate is sigmoid
+            and layer.nonlinearity_forgetgate is sigmoid
+            and layer.nonlinearity_cell is tanh
+            and layer.nonlinearity_outgate is sigmoid
+            and layer.nonlinearity is tanh)
 
 
 def _scan(step_fun, sequences, outputs_info, non_seqs, go_backwards=False, truncate=-1):
@@ -685,6 +710,9 @@ only_return_final, **kwargs
                                         self.W_hid_to_cell, self.W_hid_to_outgate], axis=1)
         b_stacked = pt.concatenate([self.b_ingate, self.b_forgetgate, self.b_cell,
                                     self.b_outgate], axis=0)
+        if _lstm_fusable(self):
+            return self._fused_output(input, mask, cell_init, hid_init, W_in_stacked,
+                                      W_hid_stacked, b_stacked)
         if self.precompute_input:
             input = _precompute(input, W_in_stacked, b_stacked)
 
@@ -731,6 +759,28 @@ only_return_final, **kwargs
         else:
             sequences, step_fun = [input], step
         cell_out, hid_out = _recur(self, step_fun, sequences, [cell_init, hid_init], non_seqs)
+        return _finish(self, hid_out)
+
+    def _fused_output(self, input, mask, cell_init, hid_init, W_in_stacked, W_hid_stacked,
+                      b_stacked):
+        """The recurrence as one :class:`~fcn8_lasagne.ops.recurrent.LSTMSequence` op.
+
+        The input projections of all steps are one product (whatever
+        ``precompute_input``); ``backwards`` reverses the sequences before the op, so its
+        output is in scan's order and :func:`_finish` applies unchanged.
+        """
+        projections = _precompute(input, W_in_stacked, b_stacked)
+        if mask is not None:
+            mask = mask[:, :, 0]
+        if self.backwards:
+            projections = projections[::-1]
+            mask = None if mask is None else mask[::-1]
+        peepholes = None
+        if self.peepholes:
+            peepholes = (self.W_cell_to_ingate, self.W_cell_to_forgetgate,
+                         self.W_cell_to_outgate)
+        hid_out, _ = lstm_sequence(projections, W_hid_stacked, cell_init, hid_init,
+                                   peepholes=peepholes, mask=mask)
         return _finish(self, hid_out)
 
 

@@ -7,3 +7,4 @@ JAX backend is imported until a function is compiled for JAX.
 """
 
 from . import conv, crop, fill, pool, reduce, resize, upscale  # noqa: F401  (registrations)
+from . import recurrent  # noqa: F401  (LSTMSequence, LSTMSequenceGrad)
