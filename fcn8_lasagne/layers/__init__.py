@@ -110,3 +110,7 @@ __all__ += [
     "standardize", "InverseLayer", "ParametricRectifierLayer", "prelu",
     "RandomizedRectifierLayer", "rrelu",
 ]
+
+from .resize import BilinearResizeLayer  # noqa: E402  (ours: docs/fcn-resnet.md)
+
+__all__ += ["BilinearResizeLayer"]

@@ -11,3 +11,8 @@ __all__ = [
 
 #: The tutorial's builders by CLI name.
 BUILDERS = {"fcn8": buildFCN8, "fcn16": buildFCN16, "fcn32": buildFCN32}
+
+from .fcn_resnet import buildFCNResNet  # noqa: E402  (dilated-ResNet FCNs, docs/fcn-resnet.md)
+from .resnet import build_resnet_v1b, build_resnet_v1s  # noqa: E402
+
+__all__ += ["buildFCNResNet", "build_resnet_v1b", "build_resnet_v1s"]

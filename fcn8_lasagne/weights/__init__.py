@@ -31,3 +31,10 @@ __all__ = [
     "load_caffemodel", "read_caffemodel",
     "convert_weights", "guess_format", "FORMATS", "FORMAT_ALIASES", "MODELS",
 ]
+
+# Gluon-CV .params (MXNet NDArray lists) and torchvision state dicts of buildFCNResNet
+from .fcn_resnet import load_fcn_resnet, save_fcn_resnet_params  # noqa: E402
+from .mxnet_params import read_mxnet_params, write_mxnet_params  # noqa: E402
+
+__all__ += ["load_fcn_resnet", "save_fcn_resnet_params", "read_mxnet_params",
+            "write_mxnet_params"]

@@ -1,20 +1,16 @@
-"""Gluon-CV ``.params`` and torchvision state dicts onto :func:`~fcn8_lasagne.models.buildFCNResNet`.
+"""Gluon-CV ``.params`` and torchvision state dicts onto ``buildFCNResNet`` networks.
 
 The network's layer names are the original module paths, so a key is ``<layer>.<param>``:
 
-========================  ===============================  ==================================
-our layer / parameter     Gluon-CV (``save_parameters``)   torchvision (``state_dict``)
-========================  ===============================  ==================================
-body conv ``W``           ``conv1.0.weight``,              ``backbone.conv1.weight``,
-                          ``layer1.0.downsample.0.weight``  ``backbone.layer1.0.conv1.weight``
-BN ``gamma`` / ``beta``   ``bn1.gamma`` / ``bn1.beta``      ``backbone.bn1.weight`` / ``.bias``
-BN ``mean``               ``<bn>.running_mean``            ``backbone.<bn>.running_mean``
-BN ``inv_std``            ``<bn>.running_var`` (converted)  ``backbone.<bn>.running_var`` (conv.)
-(none)                    --                               ``<bn>.num_batches_tracked`` (read,
-                                                           checked, not kept)
-head conv ``W`` / ``b``   ``head.block.4.weight`` / bias    ``classifier.4.weight`` / ``.bias``
-aux head                  ``auxlayer.block.N.*``            ``aux_classifier.N.*``
-========================  ===============================  ==================================
+* convolution ``W`` / ``b``: ``<layer>.weight`` / ``<layer>.bias`` (Gluon-CV:
+  ``conv1.0.weight``, ``layer1.0.downsample.0.weight``, ``head.block.4.bias``; torchvision:
+  ``backbone.conv1.weight``, ``backbone.layer3.1.conv2.weight``, ``classifier.4.bias``);
+* batch norm ``gamma``, ``beta``, ``mean``, ``inv_std``: Gluon-CV ``<bn>.gamma``,
+  ``.beta``, ``.running_mean``, ``.running_var``; torchvision ``backbone.<bn>.weight``,
+  ``.bias``, ``.running_mean``, ``.running_var`` and ``.num_batches_tracked`` (optional,
+  checked to be an integer, not kept);
+* heads: ``head.block.N`` / ``auxlayer.block.N`` (Gluon-CV), ``classifier.N`` /
+  ``aux_classifier.N`` (torchvision); the ``skip=True`` layers (ours) under their own names.
 
 Kernels need no conversion (both frameworks store cross-correlation kernels as
 ``(out, in, kh, kw)``, our convolutions use ``flip_filters=False``). Lasagne's
@@ -32,7 +28,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..files import check_weight_values
 from ..layers import BatchNormLayer
 from .assign import WeightLoadError
 from .mxnet_params import NDARRAY_LIST_MAGIC, read_mxnet_params, write_mxnet_params
@@ -153,11 +148,14 @@ def _prepare(source, key, layer_name, layer, attr, value, allow_nonfinite):
     param = getattr(layer, attr)
     target = param.get_value(borrow=True)
     where = f"key {key!r} (layer {layer_name!r} parameter {attr})"
-    try:
-        check_weight_values([value], source, [where], allow_nonfinite=allow_nonfinite)
-    except ValueError as error:
-        raise WeightLoadError(str(error)) from None
     value = np.asarray(value)
+    if value.dtype.kind != "f":
+        raise WeightLoadError(f"{source}: {where} has dtype {value.dtype}, expected floating "
+                              "point weights")
+    if not allow_nonfinite and not np.isfinite(value).all():
+        raise WeightLoadError(f"{source}: {where} holds {int(np.isnan(value).sum())} NaN and "
+                              f"{int(np.isinf(value).sum())} infinite values, expected finite "
+                              "weights (allow_nonfinite=True loads them anyway)")
     if value.shape != target.shape:
         raise WeightLoadError(f"{source}: {where}: expected shape {tuple(target.shape)}, "
                               f"got {tuple(value.shape)}")

@@ -74,11 +74,10 @@ def test_legacy_pre_v1_layout_and_v1(tmp_path):
 
 @pytest.mark.parametrize("version", ["v1", "v2", "v3", "legacy"])
 def test_round_trip_every_layout_and_dtype(tmp_path, version):
-    arrays = {f"a{i}": (np.arange(12) - 4).astype(dtype).reshape(3, 4)
-              for i, dtype in enumerate(["float32", "float64", "float16", "uint8", "int32",
-                                         "int8", "int64", "int16", "uint16", "uint32",
-                                         "uint64"]) if dtype[0] == "f" or True}
-    arrays = {k: (v if v.dtype.kind != "u" else np.abs(v)) for k, v in arrays.items()}
+    dtypes = ["float32", "float64", "float16", "uint8", "int32", "int8", "int64", "int16",
+              "uint16", "uint32", "uint64", "bool"]
+    arrays = {dtype: (np.arange(12) - 4).reshape(3, 4) for dtype in dtypes}
+    arrays = {k: (np.abs(v) if k[0] == "u" else v).astype(k) for k, v in arrays.items()}
     arrays["empty"] = np.zeros((0, 5), "float32")
     write_mxnet_params(tmp_path / "r.params", arrays, version=version)
     back = read_mxnet_params(tmp_path / "r.params")
@@ -107,7 +106,8 @@ GOOD = np.ones((2, 2), "<f4")
                                            r"float32 data of shape \(2, 2\) at byte 64, got 13"),
     (_header(1) + _v2_record(GOOD), r"the names: truncated file"),
     (_header(1) + _v2_record(GOOD) + _names(["w"]) + b"\0", r"the end: .*1 trailing bytes"),
-    (_header(1) + _v2_record(GOOD, code=42) + _names(["w"]), r"array 0: unknown dtype code 42"),
+    (_header(1) + _v2_record(GOOD, code=42) + _names(["w"]),
+     r"array 0: unknown dtype code 42"),
     (_header(1) + _v2_record(GOOD, magic=0xDEADBEEF) + _names(["w"]),
      r"array 0: unknown array magic 0xDEADBEEF"),
     (_header(1) + _v2_record(GOOD, stype=1) + _names(["w"]),
