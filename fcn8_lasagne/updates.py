@@ -497,8 +497,16 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999,
     .. [1] Kingma, D. P. and Ba, J. (2014): Adam: A Method for Stochastic
            Optimization. arXiv:1412.6980.
     """
+    return _adam_updates(loss_or_grads, params, learning_rate, beta1, beta2, epsilon,
+                         prefix="adam", keep_maximum=False)
+
+
+def _adam_updates(loss_or_grads, params, learning_rate, beta1, beta2, epsilon, prefix,
+                  keep_maximum):
+    """Adam's updates, or AMSGrad's when ``keep_maximum`` (the denominator then uses the
+    largest second moment so far); state variables are named ``<param>_<prefix>_m`` etc."""
     grads = get_or_compute_grads(loss_or_grads, params)
-    previous_step = _step_counter("adam_t")
+    previous_step = _step_counter(f"{prefix}_t")
     step = previous_step + 1
     updates = OrderedDict()
     for param, grad in zip(params, grads):
@@ -508,16 +516,22 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999,
         b2 = _hyperparameter(beta2, dtype)
         step_size = (_hyperparameter(learning_rate, dtype)
                      * pt.sqrt(1 - b2 ** t) / (1 - b1 ** t))
-        first_moment = _state_variable(param, "adam_m")
-        second_moment = _state_variable(param, "adam_v")
+        first_moment = _state_variable(param, f"{prefix}_m")
+        second_moment = _state_variable(param, f"{prefix}_v")
 
         new_first_moment = b1 * first_moment + (1 - b1) * grad
         new_second_moment = b2 * second_moment + (1 - b2) * grad ** 2
+        denominator_moment = new_second_moment
+        if keep_maximum:
+            max_second_moment = _state_variable(param, f"{prefix}_v_hat")
+            denominator_moment = pt.maximum(max_second_moment, new_second_moment)
         change = (step_size * new_first_moment
-                  / (pt.sqrt(new_second_moment) + _hyperparameter(epsilon, dtype)))
+                  / (pt.sqrt(denominator_moment) + _hyperparameter(epsilon, dtype)))
 
         _assign(updates, first_moment, new_first_moment)
         _assign(updates, second_moment, new_second_moment)
+        if keep_maximum:
+            _assign(updates, max_second_moment, denominator_moment)
         _assign(updates, param, param - change)
     _assign(updates, previous_step, step)
     return updates
@@ -623,33 +637,8 @@ def amsgrad(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999,
     .. [1] Reddi, S. J., Kale, S. and Kumar, S. (2018): On the Convergence of Adam and
            Beyond. ICLR. https://openreview.net/forum?id=ryQu7f-RZ
     """
-    grads = get_or_compute_grads(loss_or_grads, params)
-    previous_step = _step_counter("amsgrad_t")
-    step = previous_step + 1
-    updates = OrderedDict()
-    for param, grad in zip(params, grads):
-        dtype = param.dtype
-        t = pt.cast(step, dtype)
-        b1 = _hyperparameter(beta1, dtype)
-        b2 = _hyperparameter(beta2, dtype)
-        step_size = (_hyperparameter(learning_rate, dtype)
-                     * pt.sqrt(1 - b2 ** t) / (1 - b1 ** t))
-        first_moment = _state_variable(param, "amsgrad_m")
-        second_moment = _state_variable(param, "amsgrad_v")
-        max_second_moment = _state_variable(param, "amsgrad_v_hat")
-
-        new_first_moment = b1 * first_moment + (1 - b1) * grad
-        new_second_moment = b2 * second_moment + (1 - b2) * grad ** 2
-        new_max_second_moment = pt.maximum(max_second_moment, new_second_moment)
-        change = (step_size * new_first_moment
-                  / (pt.sqrt(new_max_second_moment) + _hyperparameter(epsilon, dtype)))
-
-        _assign(updates, first_moment, new_first_moment)
-        _assign(updates, second_moment, new_second_moment)
-        _assign(updates, max_second_moment, new_max_second_moment)
-        _assign(updates, param, param - change)
-    _assign(updates, previous_step, step)
-    return updates
+    return _adam_updates(loss_or_grads, params, learning_rate, beta1, beta2, epsilon,
+                         prefix="amsgrad", keep_maximum=True)
 
 
 def norm_constraint(tensor_var, max_norm, norm_axes=None, epsilon=1e-7):
