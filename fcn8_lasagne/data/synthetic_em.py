@@ -17,7 +17,7 @@ byte-identical files. The cache and the build-then-rename rule are
 
 import numpy as np
 import tifffile
-from scipy.ndimage import binary_dilation, gaussian_filter, map_coordinates
+from scipy.ndimage import binary_dilation, gaussian_filter
 
 from .isbi_em import IsbiEmStacks
 from .synthetic import ensure_generated

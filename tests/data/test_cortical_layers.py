@@ -156,7 +156,7 @@ def test_synthetic_profiles_are_deterministic_and_layered(tmp_path):
         profile, labels = dataset[index]
         inside = np.flatnonzero(labels)
         # padding, then the six layers in order without gaps, then padding
-        assert labels[:inside[0]].max(initial=0) == 0 and labels[inside[-1] + 1:].max(initial=0) == 0
+        assert inside[0] > 0 and inside[-1] < 199  # padding on both sides
         assert np.array_equal(np.unique(labels[inside[0]:inside[-1] + 1]), np.arange(1, 7))
         assert (np.diff(labels[inside[0]:inside[-1] + 1]) >= 0).all()
         # the smooth channel varies less from sample to sample than the raw one
