@@ -351,7 +351,8 @@ class ShapeSpecializedFunction:
             if isinstance(value, np.ndarray):
                 cell[0] = jax.device_put(value)
             elif (isinstance(value, jax.Array)
-                  and not isinstance(value.sharding, jax.sharding.SingleDeviceSharding)):
+                  and not isinstance(value.sharding, jax.sharding.SingleDeviceSharding)
+                  and len(value.sharding.device_set) > 1):
                 cell[0] = jax.device_put(np.asarray(value))
 
     def __call__(self, *args):
@@ -516,9 +517,12 @@ class ShardedFunction(ShapeSpecializedFunction):
         for cell in cells:
             value = cell[0]
             if isinstance(value, jax.Array):
-                if value.sharding == replicated:
-                    continue
-                cell[0] = self._put(np.asarray(value), replicated)
+                sharding = value.sharding
+                if sharding == replicated or sharding.is_equivalent_to(replicated,
+                                                                        value.ndim):
+                    continue  # (a mesh of one device may name its one slice P('batch'))
+                cell[0] = (self._put(np.asarray(value), replicated) if self.multi_process
+                           else jax.device_put(value, replicated))
             elif isinstance(value, np.ndarray):
                 cell[0] = self._put(value, replicated)
 
