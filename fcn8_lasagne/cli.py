@@ -61,6 +61,8 @@ def _add_device(parser):
 def _add_dataset_options(parser):
     parser.add_argument("--class-names", nargs="+", default=None,
                         help="class names of a 'folder' dataset")
+    parser.add_argument("--void-values", type=int, nargs="+", default=None, metavar="V",
+                        help="label values of a 'folder' dataset to ignore (void)")
     parser.add_argument("--synthetic-images", type=int, nargs=3, default=None,
                         metavar=("TRAIN", "VALID", "TEST"),
                         help="images per split of the synthetic data (default 48 12 12)")
@@ -68,19 +70,71 @@ def _add_dataset_options(parser):
                         metavar=("H", "W"), help="synthetic image size (default 64 80)")
 
 
-def _dataset_options(args):
-    """Reader keyword arguments from the dataset flags."""
+def _add_allow_nonfinite(parser):
+    parser.add_argument("--allow-nonfinite", action="store_true",
+                        help="accept NaN or infinite values in the weight file (by default "
+                             "an error: such a network predicts class 0 everywhere)")
+
+
+def _dataset_name(args, flag):
+    """The dataset named by ``flag`` (``-dataset`` / ``--dataset``), checked against the
+    known ones before anything else is said about it."""
+    from .data import DATASETS
+
+    dataset = "polyps912" if args.dataset == "polyps" else args.dataset
+    if dataset not in DATASETS:
+        raise ValueError(f"{flag} {args.dataset!r} is not a known dataset; expected one of "
+                         f"{', '.join(DATASETS)} (or polyps, for polyps912)")
+    return dataset
+
+
+def _dataset_options(args, dataset, flag):
+    """Reader keyword arguments from the dataset flags, each checked against ``dataset``."""
     options = {}
+    if dataset == "folder" and not args.class_names:
+        raise ValueError(f"{flag} folder needs --class-names NAME [NAME ...], one name per "
+                         "class (label value i is class i; void values are ignored)")
     if args.class_names:
+        if dataset != "folder":
+            raise ValueError(f"--class-names applies to {flag} folder only (dataset "
+                             f"{dataset} names its own classes)")
+        repeated = sorted({name for name in args.class_names
+                           if args.class_names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"--class-names: each class needs its own name, got "
+                             f"{' '.join(args.class_names)} (repeated: {', '.join(repeated)})")
         options["class_names"] = args.class_names
+    if args.void_values:
+        if dataset != "folder":
+            raise ValueError(f"--void-values applies to {flag} folder only")
+        options["void_values"] = args.void_values
+    for name, value in (("--synthetic-images", args.synthetic_images),
+                        ("--synthetic-size", args.synthetic_size)):
+        if value and dataset != "synthetic":
+            raise ValueError(f"{name} applies to {flag} synthetic only, not {dataset}")
     if args.synthetic_images:
+        if any(count < 1 for count in args.synthetic_images):
+            raise ValueError("--synthetic-images TRAIN VALID TEST must be positive image "
+                             "counts, got " + " ".join(map(str, args.synthetic_images)))
         options.update(zip(("n_train", "n_valid", "n_test"), args.synthetic_images))
     if args.synthetic_size:
         from .models.summary import check_input_size
 
+        _check_size_bound(args.synthetic_size, "--synthetic-size")
         check_input_size(*args.synthetic_size, "--synthetic-size")
         options["image_size"] = tuple(args.synthetic_size)
     return options
+
+
+#: The largest image side the commands accept (a 16384x16384 FCN-8 input already needs
+#: tens of gigabytes of activations).
+MAX_IMAGE_SIDE = 16384
+
+
+def _check_size_bound(size, flag):
+    if any(side > MAX_IMAGE_SIDE for side in size):
+        raise ValueError(f"{flag}: at most {MAX_IMAGE_SIDE} pixels a side, got "
+                         f"{size[0]}x{size[1]}")
 
 
 def _add_dataset(parser):
@@ -138,6 +192,7 @@ def build_parser():
     train.add_argument("--deconv-init", choices=("glorot", "bilinear"), default="glorot")
     _add_dataset_options(train)
     train.add_argument("--no-progress", action="store_true")
+    _add_allow_nonfinite(train)
     _add_device(train)
 
     evaluate = commands.add_parser("evaluate", help="per-class IoU of weights on a split")
@@ -145,6 +200,7 @@ def build_parser():
     evaluate.add_argument("--model", choices=MODELS, default="fcn8")
     _add_dataset(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _add_allow_nonfinite(evaluate)
     _add_device(evaluate)
 
     predict = commands.add_parser("predict", help="label PNGs and overlays for images")
@@ -152,6 +208,7 @@ def build_parser():
     predict.add_argument("images", nargs="+", help="image files or folders")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--model", choices=MODELS, default="fcn8")
+    _add_allow_nonfinite(predict)
     _add_device(predict)
 
     convert = commands.add_parser("convert", help="pretrained weights to a Lasagne .npz")
@@ -174,6 +231,7 @@ def build_parser():
     convert.add_argument("--trust-pickle", action="store_true",
                          help="allow reading a pickle (it can run code): only for files you "
                               "trust")
+    _add_allow_nonfinite(convert)
 
     dump = commands.add_parser("dump-activations", help="named layer outputs to one .npz")
     dump.add_argument("weights")
@@ -182,6 +240,7 @@ def build_parser():
     dump.add_argument("--layers", nargs="+", default=None)
     dump.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
     dump.add_argument("--model", choices=MODELS, default="fcn8")
+    _add_allow_nonfinite(dump)
     _add_device(dump)
     return parser
 
@@ -196,6 +255,7 @@ def _inspect(args):
                         ("--channels", args.channels)):
         if value < 1:
             raise ValueError(f"{flag} must be a positive integer, got {value}")
+    _check_size_bound(args.size, "--size")
     check_input_size(*args.size, "--size")
     net = BUILDERS[args.model](args.channels, pt.tensor4("input"), n_classes=args.n_classes)
     shape = (args.batch, args.channels) + tuple(args.size)
@@ -206,12 +266,12 @@ def _inspect(args):
 def _train_config(args):
     from .training import SYNTHETIC_DEFAULTS, TUTORIAL_DEFAULTS, TrainingConfig
 
-    dataset = "polyps912" if args.dataset == "polyps" else args.dataset
+    dataset = _dataset_name(args, "-dataset")
     defaults = SYNTHETIC_DEFAULTS if dataset == "synthetic" else TUTORIAL_DEFAULTS
     chosen = {name: getattr(args, name) for name in defaults}
     settings = {name: defaults[name] if value is None else value
                 for name, value in chosen.items()}
-    options = _dataset_options(args)
+    options = _dataset_options(args, dataset, "-dataset")
     savepath = args.savepath or os.path.join("save_models", dataset, f"{args.model}_data_aug")
     return TrainingConfig(
         dataset=dataset, data_dir=args.data_dir, batch_size=tuple(settings["batch_size"]),
@@ -222,7 +282,8 @@ def _train_config(args):
         train_from_0_255=args.train_from_0_255, savepath=savepath, resume=args.resume,
         overwrite=args.overwrite,
         seed=settings["seed"], model=args.model, device=args.device,
-        init_weights=args.init_weights, deconv_init=args.deconv_init, dataset_options=options)
+        init_weights=args.init_weights, deconv_init=args.deconv_init, dataset_options=options,
+        allow_nonfinite=args.allow_nonfinite)
 
 
 def _train(args):
@@ -230,10 +291,11 @@ def _train(args):
 
     config = _train_config(args)
     if config.dataset != "synthetic" and config.data_dir is None:
-        raise SystemExit(f"fcn8 train: -dataset {config.dataset} needs --data-dir")
-    check_settings(config)  # epochs, patience, batch sizes, augmentation: before any note
+        raise ValueError(f"-dataset {config.dataset} needs --data-dir (the dataset's root "
+                         "folder)")
+    check_settings(config)  # hyper-parameters, seed, augmentation, savepath: before any note
     if config.device == "cpu":
-        from .ops._blas import coretype_advice
+        from .ops import coretype_advice
 
         advice = coretype_advice()
         if advice:
@@ -253,16 +315,20 @@ def _train(args):
 def _load_split(args):
     from .data import load_dataset
 
-    dataset = "polyps912" if args.dataset == "polyps" else args.dataset
-    return load_dataset(dataset, args.data_dir, args.split, **_dataset_options(args))
+    dataset = _dataset_name(args, "--dataset")
+    options = _dataset_options(args, dataset, "--dataset")
+    if dataset != "synthetic" and args.data_dir is None:
+        raise ValueError(f"--dataset {dataset} needs --data-dir (the dataset's root folder)")
+    return load_dataset(dataset, args.data_dir, args.split, **options)
 
 
 def _evaluate(args):
     from .inference import check_n_classes, evaluate, load_model, predict_function
 
     dataset = _load_split(args)
-    check_n_classes(args.weights, dataset.class_names, f"dataset {dataset.name}")
-    net, input_var = load_model(args.weights, args.model)
+    check_n_classes(args.weights, dataset.class_names, f"dataset {dataset.name}", args.model)
+    net, input_var = load_model(args.weights, args.model,
+                                allow_nonfinite=args.allow_nonfinite)
     confusion = evaluate(predict_function(net, input_var, args.device), dataset,
                          progress=not args.json)
     names = list(dataset.class_names)
@@ -305,9 +371,10 @@ def _image_files(paths):
         elif os.path.exists(path):
             files.append(path)
         else:
-            raise SystemExit(f"fcn8 predict: no such file or folder: {path}")
+            raise ValueError(f"IMAGES: no such file or folder: {path}")
     if not files:
-        raise SystemExit(f"fcn8 predict: no images found in {paths}")
+        raise ValueError(f"IMAGES: no images ({', '.join(sorted(suffixes))}) found in "
+                         f"{', '.join(paths)}")
     return files
 
 
@@ -345,11 +412,15 @@ def _predict(args):
 
     files = _image_files(args.images)
     _check_predict_outputs(files, args.out, args.weights)
-    net, input_var = load_model(args.weights, args.model)
+    notes = []
+    images = [read_image(path, notes=notes) for path in files]  # all checked before compiling
+    for note in notes:
+        print(f"fcn8 predict: note: {note}", file=sys.stderr)
+    net, input_var = load_model(args.weights, args.model,
+                                allow_nonfinite=args.allow_nonfinite)
     n_classes = net["upsample"].num_filters
     predict = predict_function(net, input_var, args.device)
-    for path in files:
-        image = read_image(path)
+    for path, image in zip(files, images):
         labels, _ = predict_labels(predict, image)
         stem = os.path.splitext(os.path.basename(path))[0]
         save_png(labels.astype(np.uint8), os.path.join(args.out, f"{stem}_labels.png"))
@@ -362,8 +433,15 @@ def _predict(args):
 def _convert(args):
     from .weights.convert import convert
 
+    if args.n_classes < 1:
+        raise ValueError(f"--n-classes must be a positive integer, got {args.n_classes}")
+    for name, source in (("OUT", args.out),):
+        if _same_file(source, args.src):
+            raise ValueError(f"{name} {args.out} is the input SRC file: refusing to "
+                             "overwrite it")
     convert(args.src, args.out, args.fmt, model=args.model, n_classes=args.n_classes,
-            trust_pickle=args.trust_pickle, exclude=args.exclude, strict=not args.no_strict)
+            trust_pickle=args.trust_pickle, exclude=args.exclude, strict=not args.no_strict,
+            allow_nonfinite=args.allow_nonfinite)
     print(f"wrote {args.out}")
     return 0
 
@@ -375,8 +453,11 @@ def _dump_activations(args):
         if _same_file(args.out, source):
             raise ValueError(f"OUT {args.out} is the input {name} file {source}: refusing to "
                              "overwrite it")
-    net, input_var = load_model(args.weights, args.model)
-    image = read_image(args.image, args.size)
+    if args.size is not None:
+        _check_size_bound(args.size, "--size")
+    image = read_image(args.image, args.size)  # checked before the network is built
+    net, input_var = load_model(args.weights, args.model,
+                                allow_nonfinite=args.allow_nonfinite)
     arrays = dump_activations(net, input_var, image, args.out, args.layers, args.device)
     for name, value in arrays.items():
         print(f"{name:<18}{'x'.join(map(str, value.shape))}")
@@ -400,7 +481,7 @@ def main(argv=None):
 
             set_matmul_precision(args.precision)
         return _COMMANDS[args.command](args) or 0
-    except (ValueError, OSError, KeyError, RuntimeError) as error:
+    except (ValueError, OSError, KeyError, RuntimeError, ImportError) as error:
         print(f"fcn8 {args.command}: error: {error}", file=sys.stderr)
         return 2
     except (zipfile.BadZipFile, EOFError, zlib.error) as error:

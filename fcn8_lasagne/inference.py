@@ -1,4 +1,9 @@
-"""Using trained weights: build the net for a weight file, predict labels, dump activations."""
+"""Using trained weights: build the net for a weight file, predict labels, dump activations.
+
+A weight file is checked before any network is built: its array count against the model's
+(:data:`PARAM_COUNTS`), its dtypes (floating point) and its values (finite unless
+``allow_nonfinite``), so a wrong file fails in a second with a message naming it.
+"""
 
 import os
 
@@ -11,9 +16,11 @@ from .files import atomic_write
 from .layers import get_output, set_all_param_values
 from .metrics import ConfusionMatrix
 from .models import BUILDERS
+from .models.summary import check_input_size
 from .weights import atomic_savez, read_npz_shapes, read_npz_values
 
 __all__ = [
+    "PARAM_COUNTS",
     "load_model",
     "weight_n_classes",
     "check_n_classes",
@@ -29,7 +36,12 @@ __all__ = [
 ]
 
 
-def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3):
+#: Arrays in a Lasagne weight file of each tutorial model (``W`` and ``b`` of every layer
+#: with parameters: the 16 of the VGG body and ``score_fr``, then the skips and upsamplings).
+PARAM_COUNTS = {"fcn8": 42, "fcn16": 38, "fcn32": 34}
+
+
+def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3, allow_nonfinite=False):
     """Build a network for a Lasagne ``.npz`` weight file and load it.
 
     Parameters
@@ -39,6 +51,9 @@ def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3):
     n_classes : int, optional
         Taken from the file (the size of the last bias, ``upsample.b``) when omitted.
     nb_in_channels : int
+    allow_nonfinite : bool, default False
+        Accept NaN and infinite weights (by default an error: such a network predicts
+        class 0 everywhere).
 
     Returns
     -------
@@ -47,9 +62,12 @@ def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3):
     """
     if model not in BUILDERS:
         raise ValueError(f"unknown model {model!r}; expected one of {sorted(BUILDERS)}")
-    values = read_npz_values(path)
+    values = read_npz_values(path, allow_nonfinite=allow_nonfinite)
+    shapes = [value.shape for value in values]
     if n_classes is None:
-        n_classes, _ = _n_classes_of([value.shape for value in values], path)
+        n_classes, _ = _n_classes_of(shapes, path, model)
+    else:
+        _check_count(shapes, path, model)
     input_var = pt.tensor4("input")
     net = BUILDERS[model](nb_in_channels, input_var, n_classes=n_classes)
     try:
@@ -59,7 +77,7 @@ def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3):
     return net, input_var
 
 
-def weight_n_classes(path):
+def weight_n_classes(path, model="fcn8"):
     """The class count a Lasagne weight file was trained for, from its array headers only.
 
     The last two arrays of every FCN are ``upsample.W`` (``(n, n, k, k)``) and ``upsample.b``
@@ -71,21 +89,33 @@ def weight_n_classes(path):
     shapes : list of tuple
         The shapes of the last two arrays (``upsample.W``, ``upsample.b``), for messages.
     """
-    return _n_classes_of(read_npz_shapes(path), path)
+    return _n_classes_of(read_npz_shapes(path), path, model)
 
 
-def _n_classes_of(shapes, path):
+def _check_count(shapes, path, model):
+    expected = PARAM_COUNTS.get(model)
+    if expected is not None and len(shapes) != expected:
+        others = [name for name, count in PARAM_COUNTS.items()
+                  if count == len(shapes) and name != model]
+        raise ValueError(
+            f"{os.fspath(path)}: {len(shapes)} arrays, but {model} has {expected} parameters "
+            f"(W and b of each layer with weights)"
+            + (f"; it looks like a {others[0]} file (--model {others[0]})" if others else ""))
+
+
+def _n_classes_of(shapes, path, model="fcn8"):
     """``(n_classes, last two shapes)`` from the array shapes of the weight file ``path``."""
+    _check_count(shapes, path, model)
     if len(shapes) < 2 or len(shapes[-1]) != 1 or len(shapes[-2]) != 4:
         raise ValueError(f"{os.fspath(path)}: cannot infer the class count: the last arrays "
                          f"{shapes[-2:]} are not upsample.W (n, n, k, k) and upsample.b (n,)")
     return int(shapes[-1][0]), shapes[-2:]
 
 
-def check_n_classes(path, class_names, dataset_name="the dataset"):
+def check_n_classes(path, class_names, dataset_name="the dataset", model="fcn8"):
     """Raise ``ValueError`` if the weight file at ``path`` is not for ``len(class_names)``
-    classes, naming the file, both class counts and the layer shapes."""
-    n_classes, (w_shape, b_shape) = weight_n_classes(path)
+    classes (or not a ``model`` file), naming the file, both class counts and the shapes."""
+    n_classes, (w_shape, b_shape) = weight_n_classes(path, model)
     names = list(class_names)
     if n_classes != len(names):
         raise ValueError(
@@ -151,14 +181,24 @@ def dump_activations(net, input_var, image, out_path, layers=None, device="cpu")
     return arrays
 
 
-def read_image(path, size=None):
-    """An RGB image file as float32 (3, H, W) in [0, 1], optionally resized to (H, W)."""
-    pixels = read_rgb_image(path)
+def read_image(path, size=None, notes=None, check_size=True):
+    """An RGB image file as float32 (3, H, W) in [0, 1], optionally resized to (H, W).
+
+    Grey-level, palette and RGBA files are converted (see
+    :func:`fcn8_lasagne.data.read_rgb_image`; a sentence per conversion goes to ``notes``
+    when it is a list). With ``check_size``, an image (after resizing) smaller than the
+    networks' minimum input raises ``ValueError`` naming the file.
+    """
+    if size is not None:
+        check_input_size(*size, f"--size {size[0]} {size[1]}")
+    pixels = read_rgb_image(path, notes=notes)
     if size is not None:
         from PIL import Image
 
         resized = Image.fromarray(pixels).resize((size[1], size[0]), Image.BILINEAR)
         pixels = np.asarray(resized)
+    if check_size:
+        check_input_size(pixels.shape[0], pixels.shape[1], f"image {os.fspath(path)}")
     return pixels.astype(np.float32).transpose(2, 0, 1) / 255.0
 
 

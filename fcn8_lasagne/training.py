@@ -27,14 +27,14 @@ import pytensor.tensor as pt
 
 from . import compile as compiling
 from .data import Augmentation, BatchIterator, load_dataset
-from .files import atomic_write
+from .files import atomic_write, remove_stale_temporaries
 from .layers import get_all_param_values, get_all_params, get_output, set_all_param_values
 from .metrics import accuracy_metric, crossentropy_metric, jaccard_from_totals, jaccard_metric
 from .models import BUILDERS
 from .models.summary import check_input_size
 from .regularization import l2, regularize_network_params
 from .updates import adam, get_update_state_values, set_update_state_values
-from .weights import atomic_savez, load_npz, read_npz_values
+from .weights import atomic_savez, read_npz_values
 
 __all__ = [
     "TrainingConfig",
@@ -127,6 +127,8 @@ class TrainingConfig:
         'glorot' (tutorial) or 'bilinear'.
     dataset_options : dict
         Extra keyword arguments of the dataset reader.
+    allow_nonfinite : bool
+        Accept NaN or infinite values in ``init_weights`` (by default an error).
     """
 
     dataset: str = "synthetic"
@@ -149,6 +151,7 @@ class TrainingConfig:
     init_weights: str = None
     deconv_init: str = "glorot"
     dataset_options: dict = field(default_factory=dict)
+    allow_nonfinite: bool = False
 
 
 @dataclass
@@ -261,7 +264,8 @@ def _is_int(value):
 
 
 def check_settings(config):
-    """Reject bad epoch, patience, batch size and augmentation settings before any work.
+    """Reject bad hyper-parameters, epoch, patience, batch size, seed, augmentation and
+    save-folder settings before any work.
 
     :func:`train` calls it first; ``fcn8 train`` also calls it before printing anything.
 
@@ -274,6 +278,17 @@ def check_settings(config):
                         ("-max_patience", config.max_patience)):
         if not _is_int(value) or value < 1:
             raise ValueError(f"{flag} must be a positive integer, got {value!r}")
+    for flag, value, low in (("-learning_rate", config.learning_rate, "> 0"),
+                             ("-penal_cst", config.penal_cst, ">= 0")):
+        if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+                or not np.isfinite(value) or value < 0 or (low == "> 0" and value == 0)):
+            raise ValueError(f"{flag} must be a finite number {low}, got {value!r}")
+    if config.seed is not None and (not _is_int(config.seed)
+                                    or not 0 <= config.seed < 2 ** 32):
+        raise ValueError(f"--seed must be an integer in 0..{2 ** 32 - 1}, got {config.seed!r}")
+    if os.path.exists(config.savepath) and not os.path.isdir(config.savepath):
+        raise ValueError(f"--savepath {config.savepath} is a file, expected a folder (or a "
+                         "path that does not exist yet)")
     sizes = tuple(config.batch_size) if isinstance(config.batch_size, (tuple, list)) else None
     if sizes is None or len(sizes) != 3:
         raise ValueError("-batch_size must be three positive integers (train, valid, test), "
@@ -400,7 +415,10 @@ class _Run:
                 if not os.path.exists(path):
                     mismatched.append(f"{name} (missing)")
                     continue
-                values = last_values if name == LAST_WEIGHTS else read_npz_values(path)
+                # error histories hold NaN for classes absent from a split
+                values = (last_values if name == LAST_WEIGHTS
+                          else read_npz_values(path, allow_nonfinite=name not in
+                                               (BEST_WEIGHTS, LAST_WEIGHTS)))
                 if _fingerprint(values) != expected:
                     mismatched.append(name)
             if mismatched:
@@ -478,6 +496,15 @@ def train(config, log=print, progress=True):
         raise FileExistsError(
             f"{config.savepath} already holds a training run ({', '.join(existing)}); use "
             "--resume to continue it, --overwrite to replace it, or another --savepath")
+    stale = remove_stale_temporaries(config.savepath) if os.path.isdir(config.savepath) else []
+    if stale:  # left by a process killed while saving (atomic_write's temporaries)
+        log(f"removed {len(stale)} stale temporary file(s) of an interrupted save in "
+            f"{config.savepath} ({sum(size for _, size in stale) / 1e6:.1f} MB): "
+            + ", ".join(os.path.basename(path) for path, _ in stale))
+    init_values = None
+    if config.init_weights:  # read (and checked) before the data and the network
+        init_values = read_npz_values(config.init_weights,
+                                      allow_nonfinite=config.allow_nonfinite)
     if config.seed is not None:
         np.random.seed(config.seed)
     train_set, valid_set, test_set = _load_splits(config)
@@ -507,8 +534,12 @@ def train(config, log=print, progress=True):
     net = builder(nb_in_channels, input_var, n_classes=n_classes, trainable=True,
                   void_labels=void_labels, deconv_init=config.deconv_init)
     top = net["probs"]
-    if config.init_weights:
-        load_npz(top, config.init_weights)
+    if init_values is not None:
+        try:
+            set_all_param_values(top, init_values)
+        except ValueError as error:
+            raise ValueError(f"--init-weights {config.init_weights}: {error} (is this a "
+                             f"{config.model} weight file?)") from None
     log("Defining and compiling training functions")
     functions = build_functions(top, input_var, target_var, n_classes, void_labels,
                                 config.learning_rate, config.penal_cst, config.device)

@@ -40,7 +40,7 @@ def _folder_dataset(root, class_names=("a", "b", "c")):
 # 1. evaluate checks the class count of the weights against the dataset -------------------
 
 def test_evaluate_refuses_weights_for_another_class_count(tmp_path, capsys):
-    weights = _fake_weights(tmp_path / "two_class.npz", 2)
+    weights = _fake_weights(tmp_path / "two_class.npz", 2, n_arrays=34)  # fcn32's count
     code = main(["evaluate", str(weights), "--model", "fcn32",
                  *_folder_dataset(tmp_path / "data")])
     err = capsys.readouterr().err
@@ -150,7 +150,7 @@ def test_atomic_savez_names_the_target_in_a_read_only_folder(tmp_path):
 def test_atomic_savez_on_a_full_disk_names_the_target_and_keeps_the_old_file(tmp_path,
                                                                               monkeypatch):
     target = tmp_path / "out.npz"
-    atomic_savez(target, np.arange(3))
+    atomic_savez(target, np.arange(3.0))
 
     def full(*args, **kwds):
         raise OSError(28, "No space left on device")
@@ -160,7 +160,7 @@ def test_atomic_savez_on_a_full_disk_names_the_target_and_keeps_the_old_file(tmp
         atomic_savez(target, np.zeros(5))
     assert isinstance(caught.value.__cause__, OSError)   # the original stays chained
     monkeypatch.undo()
-    np.testing.assert_array_equal(read_npz_values(target)[0], np.arange(3))
+    np.testing.assert_array_equal(read_npz_values(target)[0], np.arange(3.0))
     assert _no_temporaries(tmp_path)
 
 

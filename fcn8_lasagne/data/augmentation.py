@@ -41,15 +41,17 @@ def _crop_size_pair(crop_size):
     bad = [length for length in crop_size
            if isinstance(length, bool) or not isinstance(length, numbers.Integral)]
     if bad:
-        raise ValueError(f"crop_size entries must be integers (height, width), got "
-                         f"{list(crop_size)}")
+        raise ValueError(f"data_augmentation crop_size entries must be integers (height, "
+                         f"width), got {list(crop_size)}")
     crop_size = tuple(int(length) for length in crop_size)
     if len(crop_size) != 2:
-        raise ValueError(f"crop_size must be (height, width), got {crop_size}")
+        raise ValueError(f"data_augmentation crop_size must be (height, width), got "
+                         f"{list(crop_size)}")
     if crop_size == (0, 0):  # the original's way of saying "no crop"
         return None
     if min(crop_size) < 1:
-        raise ValueError(f"crop_size must be positive, got {crop_size}")
+        raise ValueError(f"data_augmentation crop_size must be positive, got "
+                         f"{list(crop_size)}")
     return crop_size
 
 
@@ -58,8 +60,11 @@ def _flip_probability(value, flip_every_image, what):
         return 1.0 if flip_every_image else 0.5
     if value is False or value is None:
         return 0.0
-    probability = float(value)
-    if not 0.0 <= probability <= 1.0:
+    try:
+        probability = float(value)
+    except (TypeError, ValueError):
+        probability = float("nan")
+    if isinstance(value, str) or not 0.0 <= probability <= 1.0:
         raise ValueError(f"{what} must be a probability in [0, 1] or a bool, got {value!r}")
     return probability
 

@@ -173,7 +173,7 @@ def _open_with_pillow(path):
         raise ValueError(f"cannot read {path}: {error}") from error
 
 
-def read_rgb_image(path):
+def read_rgb_image(path, notes=None):
     """Read an 8-bit image file as RGB.
 
     Grey-level and palette images are expanded to three channels and an alpha channel is
@@ -183,6 +183,9 @@ def read_rgb_image(path):
     ----------
     path : str or Path
         A BMP, PNG, JPEG (read with Pillow) or TIFF (read with tifffile) file.
+    notes : list or None
+        When given, a sentence naming the file and the conversion is appended to it for an
+        image that was not RGB (``fcn8 predict`` prints them).
 
     Returns
     -------
@@ -195,8 +198,11 @@ def read_rgb_image(path):
         if pixels.dtype != np.uint8:
             raise ValueError(f"{path}: expected an 8-bit image, got pixels of type {pixels.dtype}")
         if pixels.ndim == 2:
+            _note(notes, path, "grey-level", "its one channel repeated")
             return np.repeat(pixels[:, :, None], 3, axis=2)
         if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+            if pixels.shape[2] == 4:
+                _note(notes, path, "RGBA", "its alpha channel dropped")
             return np.ascontiguousarray(pixels[:, :, :3])
         raise ValueError(
             f"{path}: expected an image of shape (H, W), (H, W, 3) or (H, W, 4), "
@@ -206,8 +212,19 @@ def read_rgb_image(path):
     if image.mode not in ("RGB", "RGBA", "L", "LA", "P", "PA", "1", "CMYK", "YCbCr"):
         raise ValueError(f"{path}: expected an 8-bit image, got Pillow mode {image.mode!r}")
     if image.mode != "RGB":
+        _note(notes, path, f"mode {image.mode}", _CONVERSIONS.get(image.mode, "converted"))
         image = image.convert("RGB")
     return np.asarray(image, dtype=np.uint8)
+
+
+_CONVERSIONS = {"L": "its grey level repeated in R, G and B", "1": "black and white expanded",
+                "LA": "grey repeated, alpha dropped", "RGBA": "its alpha channel dropped",
+                "P": "its palette colours used", "PA": "palette colours used, alpha dropped"}
+
+
+def _note(notes, path, kind, conversion):
+    if notes is not None:
+        notes.append(f"{path} is a {kind} image, read as RGB ({conversion})")
 
 
 def read_label_map(path):
@@ -388,7 +405,9 @@ class SegmentationDataset:
             )
             void = ", ".join(str(value) for value in self.void_values) or "none"
             raise ValueError(
-                f"{path}: label value(s) {shown} are neither a class ({known}) nor void ({void})"
+                f"{path}: label value(s) {shown} are neither a class ({known}) nor void ({void}); "
+                "declare values to ignore with void_values=[...] (fcn8: --void-values, for a "
+                "folder dataset) or map them to classes with value_to_class"
             )
         return labels.astype(np.int32, copy=False)
 

@@ -6,11 +6,21 @@ numerics follow the original exactly — ``pad=100`` on ``conv1_1``, floor max-p
 every score convolution, Glorot-initialised trainable deconvolutions with biases, centre crops
 and the ``input_tmp`` crop to the image — with the differences listed in
 ``docs/faithfulness.md`` (which layers are frozen, weight loading, layer names).
+
+``load_weights=True`` reads the file with the plain array readers of
+:mod:`fcn8_lasagne.files` (NumPy for the ``.npz``, SciPy for MatConvNet's ``.mat``) and sets
+the values with the layer-level, validate-then-set
+:func:`~fcn8_lasagne.layers.set_all_param_values`: this module never imports
+:mod:`fcn8_lasagne.weights`, which sits above ``models`` (its converters build models).
 """
 
+import math
+import numbers
+import os
 from collections import OrderedDict
 
 from .. import init
+from ..files import matconvnet_to_fcn, read_matconvnet_params, read_npz_arrays
 from ..layers import (
     Conv2DLayer,
     Deconv2DLayer,
@@ -23,6 +33,8 @@ from ..layers import (
     Pool2DLayer,
     ReshapeLayer,
     get_all_layers,
+    get_all_params,
+    set_all_param_values,
 )
 from ..nonlinearities import linear, softmax
 
@@ -117,19 +129,56 @@ def _add_output_head(net, input_var, n_classes):
                                               name="probs_dimshuffle")
 
 
-def _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature):
-    if load_weights:
-        if path_weights is None:
-            raise ValueError("load_weights=True needs path_weights (a Lasagne .npz file, or "
-                             "a MatConvNet .mat file with pascal=True)")
-        if pascal:
-            from ..weights.matconvnet import load_matconvnet
+def _set_by_layer_name(net, values, source):
+    """Set ``{layer name: [W, b or None]}`` (our layouts) through ``set_all_param_values``:
+    every value checked before any is set; a missing bias becomes zeros."""
+    unknown = [name for name in values if getattr(net.get(name), "W", None) is None]
+    if unknown:
+        with_weights = [name for name, layer in net.items() if getattr(layer, "W", None)]
+        raise ValueError(f"{source}: layer(s) {unknown} are not layers with weights of the "
+                         f"network ({', '.join(with_weights)})")
+    params = get_all_params(net["probs"])
+    new = {}
+    for name, (weight, bias) in values.items():
+        layer = net[name]
+        new[layer.W] = weight
+        if getattr(layer, "b", None) is not None:
+            new[layer.b] = (bias if bias is not None
+                            else 0 * layer.b.get_value(borrow=True))
+    try:
+        set_all_param_values(net["probs"], [new[p] if p in new else p.get_value(borrow=True)
+                                            for p in params])
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
 
-            load_matconvnet(net, path_weights)
-        else:
-            from ..weights.npz import load_npz
 
-            load_npz(net["probs"], path_weights)
+def _read_weights(path_weights, pascal):
+    """The file's arrays, read and checked (finite, floating point) before the net is built:
+    ``{layer: [W, b]}`` for MatConvNet, else the list of ``arr_i``."""
+    source = os.fspath(path_weights)
+    if pascal:
+        return matconvnet_to_fcn(read_matconvnet_params(source), source)
+    return read_npz_arrays(source)
+
+
+def _load(net, values, path_weights, pascal):
+    source = os.fspath(path_weights)
+    if pascal:
+        for name in values:
+            if getattr(net.get(name), "flip_filters", False):
+                raise ValueError(f"{source}: layer {name!r} computes a convolution "
+                                 "(flip_filters=True); MatConvNet's are cross-correlations")
+        _set_by_layer_name(net, values, source)
+        return
+    try:
+        set_all_param_values(net["probs"], values)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+
+
+def _finish(net, path_weights, values, trainable, layer, pascal, temperature):
+    if values is not None:
+        _load(net, values, path_weights, pascal)
         if temperature != 1.0:
             upsample = net["upsample"]
             upsample.W.set_value(upsample.W.get_value() / temperature)
@@ -184,6 +233,15 @@ _BUILDER_PARAMETERS = """
 def _build(stride, nb_in_channels, input_var, path_weights, n_classes, load_weights,
            trainable, layer, pascal, temperature, dropout, deconv_init):
     """FCN-``stride``: the VGG body, the skips the stride calls for, the output head."""
+    if load_weights:  # checked before the 134M parameters are made
+        if path_weights is None:
+            raise ValueError("load_weights=True needs path_weights (a Lasagne .npz file, or "
+                             "a MatConvNet .mat file with pascal=True)")
+        if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
+                or not math.isfinite(temperature) or temperature <= 0):
+            raise ValueError(f"temperature must be a finite number > 0 (the upsample "
+                             f"weights are divided by it), got {temperature!r}")
+    values = _read_weights(path_weights, pascal) if load_weights else None
     net = OrderedDict()
     _add_vgg16_body(net, nb_in_channels, input_var, n_classes, dropout)
     top = net["score_fr"]
@@ -202,7 +260,7 @@ def _build(stride, nb_in_channels, input_var, path_weights, n_classes, load_weig
     _deconv(net, "upsample", top, n_classes, 2 * stride, stride, deconv_init)
     # with input_var=None the input layer made its own variable: the head reads that one
     _add_output_head(net, net["input"].input_var, n_classes)
-    return _finish(net, path_weights, load_weights, trainable, layer, pascal, temperature)
+    return _finish(net, path_weights, values, trainable, layer, pascal, temperature)
 
 
 def buildFCN8(nb_in_channels, input_var, path_weights=None, n_classes=21, load_weights=False,

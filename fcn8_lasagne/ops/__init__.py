@@ -16,6 +16,7 @@ from .reduce import axis_sum
 from . import elemwise  # noqa: F401  (registers the threaded elementwise CPU rewrite)
 from ._winograd import get_winograd, set_winograd
 from ._backend import load_jax_translations
+from ._blas import coretype_advice
 
 load_jax_translations()
 
@@ -40,4 +41,5 @@ __all__ = [
     "normalize_pad",
     "set_winograd",
     "get_winograd",
+    "coretype_advice",
 ]

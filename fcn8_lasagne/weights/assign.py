@@ -27,6 +27,8 @@ for a convolution. With ``convention='lasagne'`` values are taken as they are.
 
 import numpy as np
 
+from ..files import WeightLoadError, check_weight_values
+
 __all__ = [
     "WeightLoadError",
     "CAFFE_TO_TUTORIAL_NAMES",
@@ -45,14 +47,6 @@ CAFFE_TO_TUTORIAL_NAMES = {
 }
 
 _CONVENTIONS = ("cross_correlation", "lasagne")
-
-
-class WeightLoadError(ValueError):
-    """A weight file cannot be read or does not fit the network.
-
-    The message names the file, the layer and the expected and found shapes. When it is
-    raised by a loader of this package, no parameter of the network has been changed.
-    """
 
 
 def resolve_layer_name(net, name):
@@ -170,7 +164,8 @@ def _prepare_bias(source, name, layer, value):
     return param, np.ascontiguousarray(value, dtype=target.dtype)
 
 
-def assign_params(net, values, source, convention="cross_correlation", strict=True):
+def assign_params(net, values, source, convention="cross_correlation", strict=True,
+                  allow_nonfinite=False):
     """Set layers' ``W`` and ``b`` from a mapping, all or nothing.
 
     Parameters
@@ -191,6 +186,9 @@ def assign_params(net, values, source, convention="cross_correlation", strict=Tr
     strict : bool
         When true, a name that matches no layer of ``net`` is an error; when false it is
         skipped.
+    allow_nonfinite : bool, default False
+        Accept NaN and infinite values; by default they are an error, as are arrays whose
+        dtype is not floating point (see :func:`fcn8_lasagne.files.check_weight_values`).
 
     Returns
     -------
@@ -200,8 +198,8 @@ def assign_params(net, values, source, convention="cross_correlation", strict=Tr
     Raises
     ------
     WeightLoadError
-        On an unknown layer (``strict``), a layer without parameters, or a shape
-        mismatch. Nothing is set in that case.
+        On an unknown layer (``strict``), a layer without parameters, a shape mismatch, a
+        non-float dtype or a non-finite value. Nothing is set in that case.
     """
     if convention not in _CONVENTIONS:
         raise ValueError(f"convention must be one of {_CONVENTIONS}, got {convention!r}")
@@ -227,6 +225,12 @@ def assign_params(net, values, source, convention="cross_correlation", strict=Tr
                 f"{source}: layer {source_name!r}: expected [W] or [W, b], "
                 f"got {len(pair)} arrays"
             )
+        try:
+            check_weight_values(pair, source, [f"layer {source_name!r} W",
+                                               f"layer {source_name!r} b"][:len(pair)],
+                                allow_nonfinite=allow_nonfinite)
+        except ValueError as error:
+            raise WeightLoadError(str(error)) from None
         layer = net[name]
         updates.append(_prepare_weight(source, name, layer, pair[0], convention))
         bias = _prepare_bias(source, name, layer, pair[1] if len(pair) == 2 else None)

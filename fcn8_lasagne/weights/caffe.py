@@ -397,7 +397,7 @@ def caffe_layers_to_fcn(layers, net, source, exclude=()):
     return values
 
 
-def load_caffemodel(net, path, exclude=(), strict=True):
+def load_caffemodel(net, path, exclude=(), strict=True, allow_nonfinite=False):
     """Load a Caffe ``.caffemodel`` (FCN-8s/16s/32s VOC models, VGG16 ILSVRC) into ``net``.
 
     Parameters
@@ -414,6 +414,8 @@ def load_caffemodel(net, path, exclude=(), strict=True):
         ``('score', 'upscore')`` to take only the VGG body).
     strict : bool
         When true, a layer with weights that ``net`` lacks is an error; else it is skipped.
+    allow_nonfinite : bool, default False
+        Accept NaN and infinite values (by default an error, as are non-float dtypes).
 
     Returns
     -------
@@ -430,4 +432,5 @@ def load_caffemodel(net, path, exclude=(), strict=True):
     """
     source = os.fspath(path)
     values = caffe_layers_to_fcn(read_caffemodel(source), net, source, exclude=exclude)
-    return assign_params(net, values, source, convention="cross_correlation", strict=strict)
+    return assign_params(net, values, source, convention="cross_correlation", strict=strict,
+                         allow_nonfinite=allow_nonfinite)

@@ -11,14 +11,16 @@ import warnings
 
 import pytensor.tensor as pt
 
-from .assign import CAFFE_TO_TUTORIAL_NAMES, WeightLoadError
-from .caffe import load_caffemodel
-from .lasagne_vgg16 import VGG16_LAYERS, load_lasagne_vgg16, read_lasagne_vgg16
-from .matconvnet import TUTORIAL_SKIPPED, load_matconvnet
+from ..files import check_weight_values
+from .assign import CAFFE_TO_TUTORIAL_NAMES, WeightLoadError, assign_params
+from .caffe import caffe_layers_to_fcn, read_caffemodel
+from .lasagne_vgg16 import VGG16_LAYERS, lasagne_vgg16_to_fcn, read_lasagne_vgg16
+from .matconvnet import TUTORIAL_SKIPPED, matconvnet_to_fcn, read_matconvnet_params
 from .npz import save_npz
-from .torch_state import load_torch
+from .torch_state import read_torch_state_dict, torch_state_to_fcn
 
-__all__ = ["FORMATS", "FORMAT_ALIASES", "MODELS", "guess_format", "build_model", "load_into", "convert"]
+__all__ = ["FORMATS", "FORMAT_ALIASES", "MODELS", "guess_format", "build_model", "read_source",
+           "load_into", "convert"]
 
 #: Weight-file formats, with the file extensions :func:`guess_format` maps to them.
 FORMATS = {
@@ -97,7 +99,44 @@ def build_model(model="fcn8", n_classes=21, nb_in_channels=3, input_var=None):
     return caffe_builders[model]()
 
 
-def load_into(net, src, fmt, trust_pickle=False, exclude=None, strict=True):
+def read_source(src, fmt, trust_pickle=False, allow_nonfinite=False):
+    """Read the weight file ``src`` of format ``fmt`` (not ``'auto'``), checking that it is
+    of that format and (unless ``allow_nonfinite``) that its values are finite, before any
+    network is built.
+
+    Returns
+    -------
+    object
+        The format reader's result, for :func:`load_into`'s ``contents``.
+    """
+    source = os.fspath(src)
+    if fmt == "lasagne-vgg16":
+        contents = read_lasagne_vgg16(src, trust=trust_pickle)
+        values = list(contents["param values"])
+        names = [f"param values[{i}]" for i in range(len(values))]
+    elif fmt == "matconvnet":
+        contents = read_matconvnet_params(src)
+        names, values = [name for name, _ in contents], [value for _, value in contents]
+    elif fmt == "torch":
+        contents = read_torch_state_dict(src)
+        names, values = list(contents), list(contents.values())
+    elif fmt == "caffe":
+        contents = read_caffemodel(src)
+        names = [f"layer {name!r} blob {i}" for name, _, blobs in contents
+                 for i in range(len(blobs))]
+        values = [blob for _, _, blobs in contents for blob in blobs]
+    else:
+        raise ValueError(f"unknown weight format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    try:
+        check_weight_values(values, source, names, allow_nonfinite=allow_nonfinite,
+                            check_dtype=False)
+    except ValueError as error:
+        raise WeightLoadError(str(error)) from None
+    return contents
+
+
+def load_into(net, src, fmt, trust_pickle=False, exclude=None, strict=True,
+              allow_nonfinite=False, contents=None):
     """Load the weight file ``src`` of format ``fmt`` into ``net``.
 
     Parameters
@@ -115,6 +154,10 @@ def load_into(net, src, fmt, trust_pickle=False, exclude=None, strict=True):
         otherwise). Ignored for ``'lasagne-vgg16'``, which never loads ``fc8``.
     strict : bool
         Whether a layer of the file missing from ``net`` is an error.
+    allow_nonfinite : bool
+        Accept NaN and infinite values (by default an error).
+    contents : object, optional
+        What :func:`read_source` returned for ``src`` (then the file is not read again).
 
     Returns
     -------
@@ -122,17 +165,23 @@ def load_into(net, src, fmt, trust_pickle=False, exclude=None, strict=True):
         The layers of ``net`` that were set.
     """
     fmt = guess_format(src) if fmt == "auto" else FORMAT_ALIASES.get(fmt, fmt)
+    if contents is None:
+        contents = read_source(src, fmt, trust_pickle, allow_nonfinite=allow_nonfinite)
+    source = os.fspath(src)
+    assign = dict(convention="cross_correlation", allow_nonfinite=allow_nonfinite)
+    excluded = tuple(exclude or ())
     if fmt == "lasagne-vgg16":
-        load_lasagne_vgg16(net, src, trust=trust_pickle)
+        values = lasagne_vgg16_to_fcn(contents["param values"], source)
+        assign_params(net, values, source, **assign)
         return [name for name in VGG16_LAYERS if name != "fc8"]
     if fmt == "matconvnet":
         skip = TUTORIAL_SKIPPED if exclude is None else tuple(exclude)
-        return load_matconvnet(net, src, skip=skip, strict=strict)
-    if fmt == "torch":
-        return load_torch(net, src, exclude=tuple(exclude or ()), strict=strict)
-    if fmt == "caffe":
-        return load_caffemodel(net, src, exclude=tuple(exclude or ()), strict=strict)
-    raise ValueError(f"unknown weight format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        values = matconvnet_to_fcn(contents, source, skip=skip)
+    elif fmt == "torch":
+        values = torch_state_to_fcn(contents, source, exclude=excluded)
+    else:
+        values = caffe_layers_to_fcn(contents, net, source, exclude=excluded)
+    return assign_params(net, values, source, strict=strict, **assign)
 
 
 def _left_out(layer, fmt, exclude, body_loaded):
@@ -145,7 +194,7 @@ def _left_out(layer, fmt, exclude, body_loaded):
 
 
 def convert(src, out_npz, fmt="auto", model="fcn8", n_classes=21, trust_pickle=False,
-            nb_in_channels=3, exclude=None, strict=True):
+            nb_in_channels=3, exclude=None, strict=True, allow_nonfinite=False):
     """Convert a pretrained weight file to a Lasagne ``.npz`` for ``model``.
 
     Parameters
@@ -176,6 +225,9 @@ def convert(src, out_npz, fmt="auto", model="fcn8", n_classes=21, trust_pickle=F
         beyond the VGG-16 body when the file is a whole ImageNet VGG-16 (conv1_1 … fc7),
         as ``vgg16.pkl`` and torchvision's ``vgg16`` are). When false, such file layers are
         skipped and such model layers keep their initial values.
+    allow_nonfinite : bool
+        Accept NaN and infinite values in ``src`` (by default an error, raised before the
+        model is built).
 
     Returns
     -------
@@ -197,11 +249,10 @@ def convert(src, out_npz, fmt="auto", model="fcn8", n_classes=21, trust_pickle=F
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     if not os.path.isfile(src):
         raise FileNotFoundError(f"no such weight file: {os.fspath(src)}")
-    if fmt == "lasagne-vgg16" and trust_pickle is not True:
-        read_lasagne_vgg16(src, trust=False)  # raises the explanatory PermissionError
+    contents = read_source(src, fmt, trust_pickle, allow_nonfinite)  # before the model
     net = build_model(model, n_classes=n_classes, nb_in_channels=nb_in_channels)
     loaded = load_into(net, src, fmt, trust_pickle=trust_pickle, exclude=exclude,
-                       strict=strict)
+                       strict=strict, allow_nonfinite=allow_nonfinite, contents=contents)
     untouched = [
         name for name, layer in net.items()
         if getattr(layer, "W", None) is not None and name not in loaded

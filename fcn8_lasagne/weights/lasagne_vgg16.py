@@ -123,7 +123,7 @@ def lasagne_vgg16_to_fcn(param_values, source):
     return values
 
 
-def load_lasagne_vgg16(net, path, trust=False):
+def load_lasagne_vgg16(net, path, trust=False, allow_nonfinite=False):
     """Load the Lasagne Recipes ``vgg16.pkl`` into the VGG body of an FCN.
 
     Sets ``conv1_1`` ... ``conv5_3``, ``fc6`` and ``fc7`` of ``net``; the score and
@@ -138,6 +138,8 @@ def load_lasagne_vgg16(net, path, trust=False):
         The pickle.
     trust : bool
         Must be ``True`` to unpickle (see the module warning).
+    allow_nonfinite : bool, default False
+        Accept NaN and infinite values (by default an error, as are non-float dtypes).
 
     Returns
     -------
@@ -154,6 +156,7 @@ def load_lasagne_vgg16(net, path, trust=False):
     contents = read_lasagne_vgg16(path, trust=trust)
     source = os.fspath(path)
     values = lasagne_vgg16_to_fcn(contents["param values"], source)
-    assign_params(net, values, source, convention="cross_correlation")
+    assign_params(net, values, source, convention="cross_correlation",
+                  allow_nonfinite=allow_nonfinite)
     mean = contents.get("mean value")
     return None if mean is None else np.asarray(mean)

@@ -7,18 +7,13 @@ load here and files written here load in the tutorial.
 
 import os
 import zipfile
-import zlib
 
 import numpy as np
 
-from ..files import atomic_write
+from ..files import CORRUPT_ARCHIVE_ERRORS, atomic_write, describe_content, read_npz_arrays
 from ..layers import get_all_param_values, set_all_param_values
 
 __all__ = ["save_npz", "load_npz", "read_npz_values", "read_npz_shapes", "atomic_savez"]
-
-#: What a truncated or corrupt archive raises while it is opened or read.
-CORRUPT_ARCHIVE_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error)
-
 
 def atomic_savez(path, *args, **kwds):
     """``np.savez`` that never leaves a half-written file at ``path``
@@ -41,34 +36,24 @@ def save_npz(layer, path, **tags):
     atomic_savez(path, *get_all_param_values(layer, **tags))
 
 
-def read_npz_values(path):
-    """Read the ``arr_0 … arr_{n-1}`` arrays of a Lasagne weight file, in order.
+def read_npz_values(path, allow_nonfinite=False):
+    """Read the ``arr_0 … arr_{n-1}`` arrays of a Lasagne weight file, in order
+    (:func:`fcn8_lasagne.files.read_npz_arrays`).
+
+    Parameters
+    ----------
+    path : str or path-like
+    allow_nonfinite : bool, default False
+        Accept NaN and infinite values, which are an error by default.
 
     Raises
     ------
     ValueError
-        If the file is not a readable ``.npz`` or its keys are not ``arr_0 … arr_{n-1}``.
+        If the file is not a readable ``.npz`` (saying what it is instead), its keys are not
+        ``arr_0 … arr_{n-1}``, an array holds pickled objects, a dtype is not floating
+        point, or (unless ``allow_nonfinite``) a value is NaN or infinite.
     """
-    path = os.fspath(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (*CORRUPT_ARCHIVE_ERRORS, OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable .npz weight file ({error})") from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: not a Lasagne weight file (a single .npy array, not .npz)")
-    with archive:
-        names = list(archive.files)
-        expected = [f"arr_{i}" for i in range(len(names))]
-        if sorted(names, key=_arr_index) != expected:
-            raise ValueError(
-                f"{path}: not a Lasagne weight file: expected arrays arr_0 … "
-                f"arr_{len(names) - 1}, found {sorted(names)[:5]}")
-        try:
-            return [archive[name] for name in expected]
-        except (*CORRUPT_ARCHIVE_ERRORS, OSError, ValueError) as error:
-            raise ValueError(f"{path}: truncated or corrupt weight file ({error})") from error
+    return read_npz_arrays(path, allow_nonfinite=allow_nonfinite)
 
 
 def read_npz_shapes(path):
@@ -81,6 +66,12 @@ def read_npz_shapes(path):
         As :func:`read_npz_values`.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, not an .npz weight file")
+    with open(path, "rb") as stream:  # a missing file stays a FileNotFoundError
+        kind = describe_content(stream.read(64))
+    if kind is not None:
+        raise ValueError(f"{path}: not an .npz weight file: {kind}")
     try:
         with zipfile.ZipFile(path) as archive:
             names = [name[:-len(".npy")] for name in archive.namelist() if name.endswith(".npy")]
@@ -113,7 +104,7 @@ def _arr_index(name):
     return (prefix != "arr", int(index) if index.isdigit() else -1, name)
 
 
-def load_npz(layer, path, **tags):
+def load_npz(layer, path, allow_nonfinite=False, **tags):
     """Load a Lasagne ``arr_i`` weight file into the parameters below ``layer``.
 
     Every array is checked against its parameter before any is set: a count or shape
@@ -124,10 +115,12 @@ def load_npz(layer, path, **tags):
     ----------
     layer : Layer or list of Layer
     path : str or path-like
+    allow_nonfinite : bool, default False
+        Accept NaN and infinite values (by default an error, as are non-float dtypes).
     **tags
         Tag filter for :func:`~fcn8_lasagne.layers.get_all_params` (default: all).
     """
-    values = read_npz_values(path)
+    values = read_npz_values(path, allow_nonfinite=allow_nonfinite)
     try:
         set_all_param_values(layer, values, **tags)
     except ValueError as error:

@@ -29,10 +29,12 @@ rotated by 180 degrees for the default ``flip_filters=False`` of our
 """
 
 import os
+import pickle
 from collections.abc import Mapping
 
 import numpy as np
 
+from ..files import describe_content
 from .assign import WeightLoadError, assign_params
 from .lasagne_vgg16 import VGG16_CONV_LAYERS
 
@@ -81,12 +83,27 @@ def read_torch_state_dict(path):
     torch = _import_torch()
     path = os.fspath(path)
     with open(path, "rb") as stream:  # a missing file stays a FileNotFoundError
+        kind = describe_content(stream.read(64))
+        stream.seek(0)
+        if kind is not None and kind != "a Python pickle":
+            raise WeightLoadError(
+                f"{path}: not a PyTorch file (torch.save writes a zip archive or a "
+                f"pickle): {kind}")
         try:
             contents = torch.load(stream, map_location="cpu", weights_only=True)
-        except Exception as error:
+        except pickle.UnpicklingError:
+            # torch's message advises weights_only=False, which would run the file's code
             raise WeightLoadError(
-                f"{path}: cannot read the PyTorch file: {type(error).__name__}: {error}"
-            ) from error
+                f"{path}: not loaded: it holds Python objects other than tensors and plain "
+                "containers (a whole pickled model?); save its state_dict() instead"
+            ) from None
+        except Exception as error:  # KeyError, RuntimeError, ... from a foreign file
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            if "weights_only" in reason or "allow_pickle" in reason:
+                reason = ""
+            raise WeightLoadError(
+                f"{path}: not a readable PyTorch state dict ({type(error).__name__}"
+                f"{': ' + reason if reason else ''})") from None
     return _state_dict_as_arrays(contents, path)
 
 
@@ -173,7 +190,7 @@ def torch_state_to_fcn(arrays, source, exclude=()):
     return values
 
 
-def load_torch(net, path_or_state_dict, exclude=(), strict=True):
+def load_torch(net, path_or_state_dict, exclude=(), strict=True, allow_nonfinite=False):
     """Load a torchvision VGG16 or pytorch-fcn FCN state dict into ``net``.
 
     Parameters
@@ -187,6 +204,8 @@ def load_torch(net, path_or_state_dict, exclude=(), strict=True):
         take only the VGG body of a 21-class FCN into a net with other classes).
     strict : bool
         When true, a layer missing from ``net`` is an error; else it is skipped.
+    allow_nonfinite : bool, default False
+        Accept NaN and infinite values (by default an error, as are non-float dtypes).
 
     Returns
     -------
@@ -208,4 +227,5 @@ def load_torch(net, path_or_state_dict, exclude=(), strict=True):
         source = os.fspath(path_or_state_dict)
         arrays = read_torch_state_dict(source)
     values = torch_state_to_fcn(arrays, source, exclude=exclude)
-    return assign_params(net, values, source, convention="cross_correlation", strict=strict)
+    return assign_params(net, values, source, convention="cross_correlation", strict=strict,
+                         allow_nonfinite=allow_nonfinite)

@@ -127,7 +127,7 @@ def test_load_dataset_other_names(tmp_path):
                           masks_folder="masks2")
     assert len(folder) == 2
     np.testing.assert_array_equal(folder[1][1], Polyps912(root, "valid")[1][1])
-    assert set(DATASETS) == {"polyps912", "camvid", "folder", "synthetic"}
+    assert {"polyps912", "camvid", "folder", "synthetic"} <= set(DATASETS)
     with pytest.raises(ValueError, match="needs a root"):
         load_dataset("camvid", None, "train")
     with pytest.raises(ValueError, match="unknown dataset 'pascal'"):

@@ -185,3 +185,46 @@ def test_tiny_nets_mirror_the_tutorial_builders(kind):
         assert big.flip_filters == small.flip_filters, name
         assert big.filter_size == small.filter_size and big.stride == small.stride, name
         assert (big.b is None) == (small.b is None), name
+
+
+@pytest.mark.parametrize("suffixes", [("f", "b"), ("_filter", "_bias")])
+def test_the_builders_pascal_path_sets_what_load_matconvnet_sets(tmp_path, suffixes):
+    """``buildFCN8(pascal=True, load_weights=True)`` reads through ``fcn8_lasagne.files``
+    and sets through ``set_all_param_values`` (models never import weights): same values."""
+    from fcn8_lasagne.models import fcn
+
+    values = dagnn_values(tiny_tutorial_fcn("fcn8", n_classes=N_CLASSES))
+    path = tmp_path / "pascal-fcn8s-tvg-dag.mat"
+    write_dagnn(path, dagnn_entries(values, *suffixes))
+    by_weights = tiny_tutorial_fcn("fcn8", n_classes=N_CLASSES)
+    by_builder = tiny_tutorial_fcn("fcn8", n_classes=N_CLASSES)
+    for name in param_layers(by_weights):  # the same start, then load each way
+        by_builder[name].W.set_value(by_weights[name].W.get_value())
+        by_builder[name].b.set_value(by_weights[name].b.get_value())
+    by_builder["probs"] = by_builder["upsample"]
+    load_matconvnet(by_weights, path)
+    fcn._load(by_builder, fcn._read_weights(path, pascal=True), path, pascal=True)
+    for name in param_layers(by_weights):
+        np.testing.assert_array_equal(by_builder[name].W.get_value(),
+                                      by_weights[name].W.get_value(), err_msg=name)
+        np.testing.assert_array_equal(by_builder[name].b.get_value(),
+                                      by_weights[name].b.get_value(), err_msg=name)
+    assert not np.array_equal(by_builder["conv1_1"].W.get_value(),
+                              tiny_tutorial_fcn("fcn8", n_classes=N_CLASSES)["conv1_1"]
+                              .W.get_value())
+
+
+def test_the_builders_pascal_path_refuses_a_wrong_shape_and_changes_nothing(tmp_path):
+    from fcn8_lasagne.models import fcn
+
+    net = tiny_tutorial_fcn("fcn8", n_classes=N_CLASSES)
+    net["probs"] = net["upsample"]
+    values = dagnn_values(net)
+    entries = dagnn_entries(values)
+    entries[2] = ("conv1_2f", np.zeros((3, 3, 2, 9), np.float32))
+    write_dagnn(tmp_path / "w.mat", entries)
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=r"w.mat: mismatch: .*\(value 2\).*\(9, 2, 3, 3\)"):
+        fcn._load(net, fcn._read_weights(tmp_path / "w.mat", pascal=True), tmp_path / "w.mat",
+                  pascal=True)
+    assert_unchanged(net, before)

@@ -46,7 +46,7 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"not a zip file", "not a readable .npz"),
+    (b"not a zip file", "not an .npz weight file: a text file"),
     (None, "expected arrays arr_0"),
 ])
 def test_bad_files_name_the_file(tmp_path, content, message):
