@@ -3,10 +3,13 @@
 
 from .caffe_fcn import buildFCN8s_caffe, buildFCN16s_caffe, buildFCN32s_caffe
 from .fcn import VGG16_BLOCKS, buildFCN8, buildFCN16, buildFCN32, freezeParameters
+from . import fcn1d, unet  # noqa: F401  (fcn1d.build_model keeps the original's name)
+from .unet import UNET_LAYERS, build_UNet
 
 __all__ = [
     "buildFCN8", "buildFCN16", "buildFCN32", "freezeParameters", "VGG16_BLOCKS",
     "buildFCN8s_caffe", "buildFCN16s_caffe", "buildFCN32s_caffe", "BUILDERS",
+    "build_UNet", "UNET_LAYERS",
 ]
 
 #: The tutorial's builders by CLI name.
