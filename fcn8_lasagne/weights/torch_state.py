@@ -80,7 +80,6 @@ def read_torch_state_dict(path):
     -------
     dict of str to numpy.ndarray
     """
-    torch = _import_torch()
     path = os.fspath(path)
     with open(path, "rb") as stream:  # a missing file stays a FileNotFoundError
         kind = describe_content(stream.read(64))
@@ -89,6 +88,7 @@ def read_torch_state_dict(path):
             raise WeightLoadError(
                 f"{path}: not a PyTorch file (torch.save writes a zip archive or a "
                 f"pickle): {kind}")
+        torch = _import_torch()
         try:
             contents = torch.load(stream, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
