@@ -11,6 +11,9 @@
 
 Every loader checks all shapes before setting any value (:func:`assign_params`), so a bad
 file raises an error naming the file, the layer and the shapes and leaves the net unchanged.
+NaN or infinite values and non-float dtypes are refused too, unless ``allow_nonfinite=True``
+(for the values). The plain readers the model builders also use (``arr_i`` ``.npz``,
+MatConvNet) live in :mod:`fcn8_lasagne.files`, because ``models`` never imports this package.
 """
 
 from .assign import WeightLoadError, assign_params
