@@ -174,6 +174,7 @@ class _Compared:
     """One network, its reference and a compiled function of every named stage."""
 
     def __init__(self, depth, variant, device="cpu", seed=0):
+        pytest.importorskip("torch")
         from tests.reference import torch_resnet
 
         self.model = _reference_model(depth, variant, seed)
@@ -249,8 +250,9 @@ def test_torchvision_r101_every_stage_matches_torch():
 @pytest.mark.slow
 def test_training_step_gradients_and_running_averages_match_torch():
     """Training mode: batch statistics in both (biased variance), gradients of a few
-    parameters, and the running mean; Lasagne averages inv_std where torch averages the
-    unbiased variance (docs/fcn-resnet.md), checked from torch's own update."""
+    parameters (against torch in float64), and the running mean; Lasagne averages inv_std
+    where torch averages the unbiased variance (docs/fcn-resnet.md), checked from torch's
+    own update."""
     torch = pytest.importorskip("torch")
     model = _reference_model(50, "torchvision", seed=3).train()
     model.classifier[3].p = model.aux_classifier[3].p = 0.0
@@ -276,14 +278,28 @@ def test_training_step_gradients_and_running_averages_match_torch():
     # the loss is an output too, so the running averages' default updates run
     f = function([x, r_out, r_aux], [loss] + pytensor.grad(loss, params), mode="CVM")
     grads = f(image, *weights)[1:]
-    result = model(torch.from_numpy(image))
-    (result["out"] * torch.from_numpy(weights[0])).sum().add(
-        0.5 * (result["aux"] * torch.from_numpy(weights[1])).sum()).backward()
-    named = dict(model.named_parameters())
-    for (layer, attr, key), grad in zip(checked, grads):
-        want = named[key].grad.numpy()
-        error = np.abs(grad - want).max() / np.abs(want).max()
-        assert error <= 1e-3, f"{layer}.{attr}: relative gradient error {error:.2e}"
+    # Training-mode BN makes these sums of large cancelling terms: torch's own float32
+    # gradients are 1e-2 off its float64 ones. Ours must be about as close
+    # to float64 as torch's.
+    import copy
+
+    truth = {}
+    for dtype, copy_of in ((torch.float64, copy.deepcopy(model).double()),
+                           (torch.float32, model)):
+        result = copy_of(torch.from_numpy(image).to(dtype))
+        terms = [(result[k] * torch.from_numpy(w).to(dtype)).sum() for k, w
+                 in zip(("out", "aux"), weights)]
+        (terms[0] + 0.5 * terms[1]).backward()
+        named = dict(copy_of.named_parameters())
+        truth[dtype] = [named[key].grad.double().numpy() for _, _, key in checked]
+    for (layer, attr, _), grad, want, torch32 in zip(checked, grads, truth[torch.float64],
+                                                     truth[torch.float32]):
+        scale = np.abs(want).max()
+        error = np.abs(grad - want).max() / scale
+        torch_error = np.abs(torch32 - want).max() / scale
+        assert error <= max(3 * torch_error, 1e-4), (
+            f"{layer}.{attr}: relative gradient error {error:.2e} (torch float32: "
+            f"{torch_error:.2e})")
     bn = model.backbone.bn1
     np.testing.assert_allclose(net["bn1"].mean.get_value(), bn.running_mean.numpy(),
                                rtol=1e-5, atol=1e-6)
