@@ -150,18 +150,20 @@ def _ones(n):
     return (1,) * n
 
 
-def _shifted_view_correlation(padded, tap_weights, out_shape, flip, dilation=None):
+def _shifted_view_correlation(padded, tap_weights, out_shape, flip, dilation=None, groups=1):
     """Stride-1 correlation of padded images with per-tap weight matrices.
 
     Parameters
     ----------
     padded : ndarray, (B, C, *Sp), C-contiguous
-    tap_weights : ndarray, (*k, F, C), C-contiguous
+    tap_weights : ndarray, (*k, F, C / groups), C-contiguous
         ``tap_weights[u, v]`` multiplies the input shifted by ``(u, v)`` (times the
-        dilation), or by ``(kh-1-u, kw-1-v)`` when ``flip``.
+        dilation), or by ``(kh-1-u, kw-1-v)`` when ``flip``; with groups, rows
+        ``g * F/G ... (g+1) * F/G - 1`` read channels ``g * C/G ... (g+1) * C/G - 1``.
     out_shape : tuple of int
         ``Sp - (k - 1) * dilation``.
     dilation : tuple of int, optional
+    groups : int, optional
 
     Returns
     -------
@@ -179,25 +181,29 @@ def _shifted_view_correlation(padded, tap_weights, out_shape, flip, dilation=Non
     images = padded.reshape(batch, channels, -1)
     out = np.empty((batch, filters, out_shape[0] * steps[0]), dtype=padded.dtype)
     taps = _tap_shifts(kernel, dilation, steps)
-    pieces = -(-2 * worker_count() // batch)
-    block = _block_size(length, filters * padded.itemsize, pieces)
+    per_group, filters_per_group = channels // groups, filters // groups
+    pieces = -(-2 * worker_count() // (batch * groups))
+    block = _block_size(length, filters_per_group * padded.itemsize, pieces)
 
     def correlate(task, _):
-        b, (start, stop) = task
+        g, b, (start, stop) = task
+        rows = slice(g * filters_per_group, (g + 1) * filters_per_group)
+        source = images[b, g * per_group:(g + 1) * per_group]
         for index, (tap, shift) in enumerate(taps):
             weights = tap_weights[tuple(k - 1 - t for k, t in zip(kernel, tap))] if flip else (
                 tap_weights[tap])
-            gemm(weights, images[b, :, shift + start:shift + stop], out[b, :, start:stop],
+            gemm(weights[rows], source[:, shift + start:shift + stop], out[b, rows, start:stop],
                  beta=0.0 if index == 0 else 1.0)
 
-    parallel_for([(b, span) for b in range(batch) for span in spans(length, block)], correlate,
-                 flops=2.0 * batch * length * filters * channels * len(taps))
+    parallel_for([(g, b, span) for g in range(groups) for b in range(batch)
+                  for span in spans(length, block)], correlate,
+                 flops=2.0 * batch * length * filters * per_group * len(taps))
     grid = out.reshape(batch, filters, out_shape[0], *spatial[1:])
     return grid[(Ellipsis, slice(None)) + tuple(slice(0, n) for n in out_shape[1:])]
 
 
-def _shifted_view_weight_grad(padded, output_grad, kernel, dilation=None):
-    """Kernel gradient ``(*k, F, C)`` of a stride-1 correlation of padded images."""
+def _shifted_view_weight_grad(padded, output_grad, kernel, dilation=None, groups=1):
+    """Kernel gradient ``(*k, F, C / groups)`` of a stride-1 correlation of padded images."""
     batch, channels = padded.shape[:2]
     spatial = padded.shape[2:]
     ndim = len(spatial)
@@ -211,28 +217,37 @@ def _shifted_view_weight_grad(padded, output_grad, kernel, dilation=None):
     wide_grad = pad_nd(output_grad, (0,) * ndim,
                        (out_shape[0], *spatial[1:])).reshape(batch, filters, -1)
     taps = _tap_shifts(kernel, dilation, steps)
-    pieces = -(-2 * worker_count() // batch)
-    block = _block_size(length, (channels + filters) * padded.itemsize, pieces)
+    per_group, filters_per_group = channels // groups, filters // groups
+    pieces = -(-2 * worker_count() // (batch * groups))
+    block = _block_size(length, (per_group + filters_per_group) * padded.itemsize, pieces)
 
     def new_state():
-        return {"grad": np.empty((*kernel, filters, channels), dtype=padded.dtype),
-                "beta": 0.0}
+        return {"grad": np.empty((*kernel, filters, per_group), dtype=padded.dtype),
+                "started": set()}
 
     def accumulate(task, state):
-        b, (start, stop) = task
+        g, b, (start, stop) = task
+        rows = slice(g * filters_per_group, (g + 1) * filters_per_group)
+        source = images[b, g * per_group:(g + 1) * per_group]
+        beta = 1.0 if g in state["started"] else 0.0
         for tap, shift in taps:
-            gemm(wide_grad[b, :, start:stop], images[b, :, shift + start:shift + stop],
-                 state["grad"][tap], beta=state["beta"], trans_b=True)
-        state["beta"] = 1.0
+            gemm(wide_grad[b, rows, start:stop], source[:, shift + start:shift + stop],
+                 state["grad"][tap][rows], beta=beta, trans_b=True)
+        state["started"].add(g)
 
-    states = parallel_for([(b, span) for b in range(batch) for span in spans(length, block)],
+    states = parallel_for([(g, b, span) for g in range(groups) for b in range(batch)
+                           for span in spans(length, block)],
                           accumulate, new_state,
-                          flops=2.0 * batch * length * filters * channels * len(taps))
+                          flops=2.0 * batch * length * filters * per_group * len(taps))
     grad = states[0]["grad"]
-    for state in states[1:]:
-        grad += state["grad"]
+    for g in range(groups):
+        rows = slice(g * filters_per_group, (g + 1) * filters_per_group)
+        holders = [state for state in states if g in state["started"]]
+        if holders[0] is not states[0]:
+            grad[(Ellipsis, rows, slice(None))] = holders[0]["grad"][(Ellipsis, rows, slice(None))]
+        for state in holders[1:]:
+            grad[(Ellipsis, rows, slice(None))] += state["grad"][(Ellipsis, rows, slice(None))]
     return grad
-
 
 # At most this many channels and filters: the shifted-view GEMMs of 3-D and dilated
 # convolutions run on channels-last images (OpenBLAS multiplies a (pixels, C) block by a
@@ -550,6 +565,31 @@ def _run_groups(groups, out, compute, work):
     return out
 
 
+# Groups of at most this many channels and filters run as one grouped shifted-view
+# correlation (one padded copy, one output buffer, all groups' GEMMs in one task list)
+# instead of a loop of ungrouped convolutions.
+_GROUPED_MAX = 16
+
+
+def _grouped_shifted(kernel, stride, channels, filters, batch, out_shape, dilation):
+    """Whether a grouped stride-1 convolution with ``channels`` and ``filters`` per group
+    takes the grouped shifted-view path."""
+    return (max(channels, filters) <= _GROUPED_MAX
+            and _strategy(stride, kernel, filters, batch, out_shape, dilation) == "shifted")
+
+
+def _group_major(w, groups):
+    """Tap weights ``(*k, C, F / groups)`` of the grouped transposed correlation: rows
+    ``g * C/G ...`` hold group ``g``'s transposed ``(C/G, F/G)`` matrices."""
+    filters, per_group = w.shape[:2]
+    kernel = w.shape[2:]
+    ndim = len(kernel)
+    split = w.reshape(groups, filters // groups, per_group, *kernel)
+    order = tuple(range(3, 3 + ndim)) + (0, 2, 1)
+    return np.ascontiguousarray(split.transpose(order)).reshape(
+        *kernel, groups * per_group, filters // groups)
+
+
 def conv_forward(x, w, pad, stride, flip, dilation=None, groups=1):
     """Convolution of ``x`` (B, C, *S) with ``w`` (F, C / groups, *k), 1 to 3 spatial axes.
 
@@ -565,8 +605,13 @@ def conv_forward(x, w, pad, stride, flip, dilation=None, groups=1):
     if groups == 1:
         return _forward(x, w, tuple(pad), tuple(stride), flip, dilation)
     out_shape = output_shape(x.shape[2:], w.shape[2:], pad, stride, dilation)
-    out = np.empty((x.shape[0], w.shape[0], *out_shape), dtype=x.dtype)
     cg, fg = x.shape[1] // groups, w.shape[0] // groups
+    if 0 not in x.shape + w.shape + out_shape and _grouped_shifted(
+            w.shape[2:], stride, cg, fg, x.shape[0], out_shape, dilation):
+        tap_weights = np.ascontiguousarray(w.transpose(tuple(range(2, 2 + ndim)) + (0, 1)))
+        return _shifted_view_correlation(_contiguous_images(x, pad), tap_weights, out_shape,
+                                         flip, dilation, groups)
+    out = np.empty((x.shape[0], w.shape[0], *out_shape), dtype=x.dtype)
 
     def compute(g):
         out[:, g * fg:(g + 1) * fg] = _forward(x[:, g * cg:(g + 1) * cg],
@@ -665,6 +710,11 @@ def conv_backward_input(gy, w, input_spatial, pad, stride, flip, dilation=None, 
         return _backward_input(gy, w, input_spatial, tuple(pad), tuple(stride), flip, dilation)
     batch = gy.shape[0]
     cg, fg = w.shape[1], w.shape[0] // groups
+    if 0 not in gy.shape + w.shape + input_spatial and _grouped_shifted(
+            w.shape[2:], stride, cg, fg, batch, gy.shape[2:], dilation):
+        pads = tuple((k - 1) * d - p for k, d, p in zip(w.shape[2:], dilation, pad))
+        return _shifted_view_correlation(pad_nd(gy, pads), _group_major(w, groups),
+                                         input_spatial, not flip, dilation, groups)
     out = np.empty((batch, cg * groups, *input_spatial), dtype=gy.dtype)
 
     def compute(g):
@@ -789,6 +839,14 @@ def conv_backward_weights(x, gy, kernel, pad, stride, flip, dilation=None, group
     if groups == 1:
         return _backward_weights(x, gy, kernel, tuple(pad), tuple(stride), flip, dilation)
     cg, fg = channels // groups, filters // groups
+    if 0 not in x.shape + gy.shape and _grouped_shifted(kernel, stride, cg, fg, batch,
+                                                        gy.shape[2:], dilation):
+        tap_grads = _shifted_view_weight_grad(_contiguous_images(x, pad), gy, kernel, dilation,
+                                              groups)
+        grad = tap_grads.transpose((ndim, ndim + 1) + tuple(range(ndim)))
+        if flip:
+            grad = grad[(slice(None), slice(None)) + (slice(None, None, -1),) * ndim]
+        return np.ascontiguousarray(grad)
     out = np.empty(filter_shape, dtype=x.dtype)
 
     def compute(g):

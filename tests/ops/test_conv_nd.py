@@ -336,3 +336,27 @@ def test_matches_torch(rng, n):
     want = transpose(torch.from_numpy(gy_value), torch.from_numpy(w_value), stride=2,
                      padding=1, output_padding=1, dilation=2, groups=2).numpy()
     np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_grouped_shifted_views_equal_the_group_loop(rng, monkeypatch, n):
+    """Small groups run as one grouped correlation; larger ones loop over ungrouped
+    convolutions: both give the reference's values, forward and both gradients."""
+    spatial, kernel = {2: ((9, 10), (3, 2)), 3: ((5, 6, 4), (2, 3, 2))}[n]
+    x, w = random(rng, (2, 8) + spatial), random(rng, (12, 2) + kernel)
+    pad, dilation = (1,) * n, (2,) + (1,) * (n - 1)
+    results = []
+    for limit in (16, 0):
+        monkeypatch.setattr(_conv_cpu, "_GROUPED_MAX", limit)
+        y = _conv_cpu.conv_forward(x, w, pad, (1,) * n, True, dilation, 4)
+        results.append([y, _conv_cpu.conv_backward_input(y, w, spatial, pad, (1,) * n, True,
+                                                         dilation, 4),
+                        _conv_cpu.conv_backward_weights(x, y, kernel, pad, (1,) * n, False,
+                                                        dilation, 4)])
+    expected = [reference.conv(x, w, 1, pad, dilation, 4)]
+    expected.append(reference.conv_transpose(expected[0], w, spatial, 1, pad, dilation, 4))
+    expected.append(reference.conv_grad_weights(x, expected[0], kernel, 1, pad, dilation, 4,
+                                                flip=False))
+    for grouped, looped, want in zip(*results, expected):
+        np.testing.assert_allclose(grouped, want, atol=1e-10)
+        np.testing.assert_allclose(looped, want, atol=1e-10)
