@@ -318,28 +318,12 @@ def max_pool_grad_grad(x, z, ggx, ws, stride, pad):
 def upscale_repeat(x, factors):
     """Every value of the last ``len(factors)`` axes repeated ``f`` times along each.
 
-    The output is seen as ``(..., n1, f1, n2, f2, ...)``: the innermost axis is written
-    with ``fN`` strided copies of ``x``, then each outer factor slot is a copy of slot 0
-    (long contiguous runs), block by block of the leading axes on the threads.
+    ``np.repeat`` axis by axis, innermost (on the smallest array) first: NumPy copies
+    fixed-size chunks there and whole rows on the outer axes. Measured faster than
+    block-wise threaded copies, which contend for the page faults of the fresh output.
     """
-    ndim = len(factors)
-    flat, lead = _flat(x, ndim)
-    spatial = flat.shape[1:]
-    out = np.empty((flat.shape[0],) + tuple(n * f for n, f in zip(spatial, factors)),
-                   dtype=x.dtype)
-    blocks = (flat.shape[0],) + sum(((n, f) for n, f in zip(spatial, factors)), ())
-    view = out.reshape(blocks)
-
-    def block(start, stop, state):
-        target = view[start:stop]
-        first = (slice(None),) + sum(((slice(None), 0) for _ in factors[:-1]), ())
-        for k in range(factors[-1]):
-            target[first + (slice(None), k)] = flat[start:stop]
-        for axis in reversed(range(ndim - 1)):
-            head = (slice(None),) + sum(((slice(None), 0) for _ in range(axis)), ())
-            source = target[head + (slice(None), slice(0, 1))]
-            for i in range(1, factors[axis]):
-                target[head + (slice(None), slice(i, i + 1))] = source
-
-    _run_blocks(flat, block, work=4.0 * out.size)
-    return out.reshape(lead + out.shape[1:])
+    out = x
+    for axis in reversed(range(len(factors))):
+        if factors[axis] > 1:
+            out = np.repeat(out, factors[axis], axis=x.ndim - len(factors) + axis)
+    return out if out is not x else x.copy()
