@@ -185,15 +185,20 @@ class _Compared:
         self.depth, self.variant, self.device = depth, variant, device
 
     def compile(self):
-        outputs = get_output([self.net[n] for n in self.names.values()], deterministic=True)
+        layers = [self.net[n] for n in self.names.values()] + [self.net["probs_dimshuffle"]]
+        outputs = get_output(layers, deterministic=True)
         mode = "CVM" if self.device == "cpu" else None
         self.f = function([self.x], outputs, device=self.device, mode=mode)
         return self
 
     def check(self, hw, seed=1):
         image = np.random.default_rng(seed).standard_normal((1, 3, *hw)).astype("float32")
-        outs = self.f(image)
+        *outs, probs = self.f(image)
         _assert_stages_close(outs, self.model, image, self.names)
+        out = np.asarray(outs[list(self.names).index("out")], np.float64)
+        softmax = np.exp(out - out.max(axis=1, keepdims=True))
+        softmax /= softmax.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(probs, softmax, rtol=1e-4, atol=1e-6)  # the probs head
         return image, outs
 
 
