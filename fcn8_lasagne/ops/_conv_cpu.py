@@ -33,8 +33,15 @@ sum by about twice its rounding error (a documented difference from Theano's ``C
 ``docs/faithfulness.md``).
 
 *Groups* split the channels and filters into ``groups`` contiguous blocks (Theano's
-layout: weights ``(F, C / groups, k...)``); each group runs the ungrouped kernel on its
-channel slices, the groups shared out to the worker threads when there are enough of them.
+layout: weights ``(F, C / groups, k...)``). Small groups (at most ``_GROUPED_MAX`` channels
+and filters, stride 1) run as one grouped shifted-view correlation: one padded copy, one
+output buffer, every group's GEMMs in one task list. Otherwise each group runs the
+ungrouped kernel on its channel slices, the groups shared out to the worker threads when
+there are enough of them.
+
+*Few channels* (3-D and dilated convolutions with at most ``_CHANNELS_LAST_MAX`` channels
+and filters): the shifted-view GEMMs run on channels-last copies of the images, and the
+weight gradient folds the last axis's taps into the channels.
 
 Kernels work on NumPy arrays of one dtype; ``flip=True`` means a true convolution (kernel
 rotated by 180 degrees), ``flip=False`` a cross-correlation.
