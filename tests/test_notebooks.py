@@ -126,6 +126,13 @@ def test_tutorial_notebook_runs_top_to_bottom(tmp_path):
     assert set(per_class) == {"background", "polyp"}
     assert all(0.0 <= float(iou) <= 1.0 for iou in per_class.values())
 
+    # a second run on the same machine (same OUTPUT_DIR) replaces the first run's files
+    again = run_notebook(TUTORIAL, tmp_path)
+    log = (run / "fcn8_output.log").read_text()
+    assert len([line for line in log.splitlines() if line.startswith("EPOCH")]) == 2
+    assert "--overwrite: removed the previous run's" in stdout_of(again, "result = train(")
+    assert log.count("EPOCH 0:") == 1  # a new log, not the old one appended to
+
 
 def _check_every_layer_matches(text):
     rows = comparison_rows(text)
