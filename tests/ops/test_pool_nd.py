@@ -254,3 +254,14 @@ def test_pool_3d_arguments_like_theano():
     np.testing.assert_allclose(
         got, reference.pool(value, (2, 2, 3), None, None, False, "average_exc_pad"),
         rtol=1e-6, atol=1e-6)
+
+
+def test_kernels_split_into_blocks_on_the_threads_give_the_same_values(monkeypatch):
+    """Tiny blocks (one plane each) run on the worker threads, as large inputs do."""
+    from fcn8_lasagne.ops import _pool_cpu, _threads
+
+    monkeypatch.setattr(_pool_cpu, "_BLOCK_BYTES", 64)
+    monkeypatch.setattr(_threads, "_PARALLEL_FLOPS", 0)
+    rng = np.random.default_rng(8)
+    for geometry in [GEOMETRIES_3D[0], GEOMETRIES_3D[2], GEOMETRIES_3D[3]]:
+        _check_all_modes(rng.standard_normal((3, 2, 4, 5, 6)), geometry, rng)
