@@ -3,14 +3,19 @@
 Usage::
 
     python benchmarks/bench_recurrent.py [--batch 32] [--steps 50] [--inputs 64]
-                                         [--units 128] [--repeat 20] [--variants scan,unroll]
+                                         [--units 128] [--repeat 20] [--variants fused,scan]
+                                         [--torch-threads N]
 
-For each variant (``scan``: ``pytensor.scan``, ``unroll``: ``unroll_scan=True``, both with
-``precompute_input=True``, no peepholes so that PyTorch computes the same thing;
-``scan-noprecompute`` and ``peepholes`` for comparison; ``jax`` and ``jax-unroll``: the
-same graphs compiled with ``device="jax"``; ``scan-numpy`` / ``unroll-numpy``: an experiment
-with the gate nonlinearities computed by NumPy's vectorised ``tanh`` in a Python op, to
-measure what PyTensor's scalar C ``tanh``/``exp`` loops cost) it compiles (C mode,
+For each variant (``fused``: the default ``LSTMLayer``, whose recurrence is one
+:class:`~fcn8_lasagne.ops.recurrent.LSTMSequence` op (NumPy/BLAS time loop); ``scan``:
+``pytensor.scan`` (``layers.recurrent.USE_FUSED_OPS = False``); ``unroll``:
+``unroll_scan=True``; all with ``precompute_input=True`` and no peepholes so that PyTorch
+computes the same thing; ``fused-noprecompute``, ``fused-peepholes``, ``scan-noprecompute``
+and ``scan-peepholes`` for comparison; ``jax`` (the fused op's ``lax.scan``),
+``jax-scan`` and ``jax-unroll``: the graphs compiled with ``device="jax"``;
+``scan-numpy`` / ``unroll-numpy``: an experiment with the gate nonlinearities computed by
+NumPy's vectorised ``tanh`` in a Python op inside ``scan``, to measure what PyTensor's
+scalar C ``tanh``/``exp`` loops cost) it compiles (C mode,
 ``device="cpu"``, unless the name starts with ``jax``) a forward function and a
 forward+backward function (the gradients of ``sum(output)`` with respect to all trainable
 parameters and the input) and prints the best
@@ -31,6 +36,7 @@ import pytensor
 import fcn8_lasagne  # noqa: F401  (floatX=float32, mode=CVM)
 from fcn8_lasagne import compile as fcompile
 from fcn8_lasagne.layers import Gate, InputLayer, LSTMLayer, get_all_params, get_output
+from fcn8_lasagne.layers import recurrent as recurrent_layers
 
 GATES = ("ingate", "forgetgate", "cell", "outgate")  # torch's i, f, g, o
 
@@ -83,11 +89,15 @@ def best_time(fn, repeat):
 
 def build(variant, args):
     l_in = InputLayer((None, args.steps, args.inputs))
-    layer = LSTMLayer(l_in, args.units, peepholes=variant == "peepholes",
+    layer = LSTMLayer(l_in, args.units, peepholes="peepholes" in variant,
                       unroll_scan="unroll" in variant,
-                      precompute_input=variant != "scan-noprecompute",
+                      precompute_input="noprecompute" not in variant,
                       **(_numpy_gates() if "numpy" in variant else {}))
-    out = get_output(layer)
+    recurrent_layers.USE_FUSED_OPS = "scan" not in variant
+    try:
+        out = get_output(layer)
+    finally:
+        recurrent_layers.USE_FUSED_OPS = True
     params = get_all_params(layer, trainable=True)
     device = "jax" if variant.startswith("jax") else "cpu"
     start = time.perf_counter()
@@ -133,10 +143,15 @@ def main():
     parser.add_argument("--inputs", type=int, default=64)
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--variants", default="scan,unroll")
+    parser.add_argument("--variants", default="fused,scan")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="torch.set_num_threads (0: torch's default)")
     args = parser.parse_args()
 
     import torch
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
 
     print(f"machine: {machine()}; torch {torch.__version__} threads "
           f"{torch.get_num_threads()}; pytensor {pytensor.__version__}")
@@ -151,7 +166,7 @@ def main():
     for variant in args.variants.split(","):
         layer, forward, backward, compile_s = build(variant, args)
         model = torch_lstm(layer, args)
-        if variant != "peepholes":
+        if "peepholes" not in variant:
             with torch.no_grad():
                 expected = model(xt)[0].numpy()
             error = np.abs(np.asarray(forward(x)) - expected).max()

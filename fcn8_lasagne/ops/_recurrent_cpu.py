@@ -16,11 +16,25 @@ c); states are ``(batch, units)``; a mask is ``(steps, batch)``, nonzero where t
 updates the state (elsewhere the previous state is kept, Lasagne's ``switch``).
 """
 
+import contextlib
+
 import numpy as np
 
-from ._blas import gemm
+from ._blas import gemm, single_threaded_blas
 
 __all__ = ["lstm_forward", "lstm_backward"]
+
+
+#: Per-step products below this many multiply-adds run on one BLAS thread: waking
+#: OpenBLAS's threads for each small GEMM costs more than it gains, and far more on a busy
+#: machine (measured at batch 32, 128 units: 2-10x slower loops with 2 threads).
+SINGLE_THREAD_MACS = 1 << 24
+
+
+def _blas_threads(batch, units, width):
+    if batch * units * width < SINGLE_THREAD_MACS:
+        return single_threaded_blas()
+    return contextlib.nullcontext()
 
 
 def _sigmoid_(a):
@@ -29,6 +43,11 @@ def _sigmoid_(a):
     np.exp(a, out=a)
     a += 1
     np.reciprocal(a, out=a)
+
+
+def _gate_order(units):
+    """Column order i, f, o, c of Lasagne's stacked i, f, c, o."""
+    return np.r_[0:2 * units, 3 * units:4 * units, 2 * units:3 * units]
 
 
 def _keep(mask, dtype):
@@ -56,13 +75,15 @@ def lstm_forward(x, W_hid, c0, h0, w_ci=None, w_cf=None, w_co=None, mask=None):
     hid, cell : ndarray, ``(steps, batch, units)``
         The states after each step (masked steps repeat the previous state).
     gates : ndarray, ``(steps, batch, 4 * units)``
-        The gate activations ``i, f, tanh(c~), o`` of each step (the backward pass reads
-        them).
+        The gate activations of each step in the order ``i, f, o, tanh(c~)`` (the output
+        gate moved before the cell input, so that the three sigmoids are one block; the
+        backward pass reads them).
     """
     steps, batch, width = x.shape
     units = width // 4
     dtype = x.dtype
-    W_hid = np.ascontiguousarray(W_hid)
+    order = _gate_order(units)
+    W_hid = np.ascontiguousarray(W_hid[:, order])
     hid = np.empty((steps, batch, units), dtype)
     cell = np.empty((steps, batch, units), dtype)
     gates = np.empty((steps, batch, width), dtype)
@@ -72,18 +93,18 @@ def lstm_forward(x, W_hid, c0, h0, w_ci=None, w_cf=None, w_co=None, mask=None):
     c_prev = np.ascontiguousarray(c0, dtype)
     h_prev = np.ascontiguousarray(h0, dtype)
     u1, u2, u3 = units, 2 * units, 3 * units
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"), _blas_threads(batch, units, width):
         for t in range(steps):
             g = gates[t]
-            np.copyto(g, x[t])
+            np.take(x[t], order, axis=1, out=g)
             gemm(h_prev, W_hid, g, beta=1.0)
-            i, f, c_in, o = g[:, :u1], g[:, u1:u2], g[:, u2:u3], g[:, u3:]
+            i, f, o, c_in = g[:, :u1], g[:, u1:u2], g[:, u2:u3], g[:, u3:]
             if peepholes:
                 np.multiply(c_prev, w_ci, out=tmp)
                 i += tmp
                 np.multiply(c_prev, w_cf, out=tmp)
                 f += tmp
-            _sigmoid_(g[:, :u2])
+            _sigmoid_(g[:, :u2] if peepholes else g[:, :u3])
             np.tanh(c_in, out=c_in)
             c = cell[t]
             np.multiply(f, c_prev, out=c)
@@ -92,7 +113,7 @@ def lstm_forward(x, W_hid, c0, h0, w_ci=None, w_cf=None, w_co=None, mask=None):
             if peepholes:
                 np.multiply(c, w_co, out=tmp)
                 o += tmp
-            _sigmoid_(o)
+                _sigmoid_(o)
             h = hid[t]
             np.tanh(c, out=h)
             h *= o
@@ -141,72 +162,73 @@ def lstm_backward(W_hid, c0, h0, hid, cell, gates, d_hid, d_cell=None, w_ci=None
         dh_new = np.empty((batch, units), dtype)
         dc_new = np.empty((batch, units), dtype)
         c_new = np.empty((batch, units), dtype)
-    for t in range(steps - 1, -1, -1):
-        c_prev = cell[t - 1] if t else c0
-        g = gates[t]
-        i, f, c_in, o = g[:, :u1], g[:, u1:u2], g[:, u2:u3], g[:, u3:]
-        dh += d_hid[t]
-        if d_cell is not None:
-            dc += d_cell[t]
-        if keep is None:
-            dhn, dcn, c = dh, dc, cell[t]
-        else:
-            k = keep[t]
-            np.multiply(dh, k, out=dh_new)
-            np.multiply(dc, k, out=dc_new)
-            dh -= dh_new  # what goes to the previous state directly
-            dc -= dc_new
-            dhn, dcn = dh_new, dc_new
-            np.multiply(f, c_prev, out=c_new)  # the step's cell before the mask
-            np.multiply(i, c_in, out=tmp)
-            c_new += tmp
-            c = c_new
-        np.tanh(c, out=tc)
-        da = d_x[t]
-        da_i, da_f, da_c, da_o = da[:, :u1], da[:, u1:u2], da[:, u2:u3], da[:, u3:]
-        # output gate: h = o * tanh(c)
-        np.multiply(dhn, tc, out=da_o)
-        da_o *= o
-        np.subtract(1, o, out=tmp)
-        da_o *= tmp
-        np.multiply(tc, tc, out=tc)
-        np.subtract(1, tc, out=tc)
-        tc *= o
-        tc *= dhn
-        dcn += tc
-        if peepholes:
-            np.multiply(da_o, w_co, out=tmp)
-            dcn += tmp
-        # c = f * c_prev + i * c_in
-        np.multiply(dcn, c_in, out=da_i)
-        da_i *= i
-        np.subtract(1, i, out=tmp)
-        da_i *= tmp
-        np.multiply(dcn, c_prev, out=da_f)
-        da_f *= f
-        np.subtract(1, f, out=tmp)
-        da_f *= tmp
-        np.multiply(dcn, i, out=da_c)
-        np.multiply(c_in, c_in, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        da_c *= tmp
-        # the previous states
-        if keep is None:
-            dc *= f
-        else:
-            np.multiply(dcn, f, out=tmp)
-            dc += tmp
-        if peepholes:
-            np.multiply(da_i, w_ci, out=tmp)
-            dc += tmp
-            np.multiply(da_f, w_cf, out=tmp)
-            dc += tmp
-        gemm(da, W_hid, dh, beta=0.0 if keep is None else 1.0, trans_b=True)
-    d_W = np.empty_like(W_hid)
-    gemm(np.ascontiguousarray(h0, dtype), d_x[0], d_W, trans_a=True)
-    if steps > 1:
-        gemm(hid[:-1].reshape(-1, units), d_x[1:].reshape(-1, width), d_W, beta=1.0,
-             trans_a=True)
+    with _blas_threads(batch, units, width):
+        for t in range(steps - 1, -1, -1):
+            c_prev = cell[t - 1] if t else c0
+            g = gates[t]
+            i, f, o, c_in = g[:, :u1], g[:, u1:u2], g[:, u2:u3], g[:, u3:]
+            dh += d_hid[t]
+            if d_cell is not None:
+                dc += d_cell[t]
+            if keep is None:
+                dhn, dcn, c = dh, dc, cell[t]
+            else:
+                k = keep[t]
+                np.multiply(dh, k, out=dh_new)
+                np.multiply(dc, k, out=dc_new)
+                dh -= dh_new  # what goes to the previous state directly
+                dc -= dc_new
+                dhn, dcn = dh_new, dc_new
+                np.multiply(f, c_prev, out=c_new)  # the step's cell before the mask
+                np.multiply(i, c_in, out=tmp)
+                c_new += tmp
+                c = c_new
+            np.tanh(c, out=tc)
+            da = d_x[t]
+            da_i, da_f, da_c, da_o = da[:, :u1], da[:, u1:u2], da[:, u2:u3], da[:, u3:]
+            # output gate: h = o * tanh(c)
+            np.multiply(dhn, tc, out=da_o)
+            da_o *= o
+            np.subtract(1, o, out=tmp)
+            da_o *= tmp
+            np.multiply(tc, tc, out=tc)
+            np.subtract(1, tc, out=tc)
+            tc *= o
+            tc *= dhn
+            dcn += tc
+            if peepholes:
+                np.multiply(da_o, w_co, out=tmp)
+                dcn += tmp
+            # c = f * c_prev + i * c_in
+            np.multiply(dcn, c_in, out=da_i)
+            da_i *= i
+            np.subtract(1, i, out=tmp)
+            da_i *= tmp
+            np.multiply(dcn, c_prev, out=da_f)
+            da_f *= f
+            np.subtract(1, f, out=tmp)
+            da_f *= tmp
+            np.multiply(dcn, i, out=da_c)
+            np.multiply(c_in, c_in, out=tmp)
+            np.subtract(1, tmp, out=tmp)
+            da_c *= tmp
+            # the previous states
+            if keep is None:
+                dc *= f
+            else:
+                np.multiply(dcn, f, out=tmp)
+                dc += tmp
+            if peepholes:
+                np.multiply(da_i, w_ci, out=tmp)
+                dc += tmp
+                np.multiply(da_f, w_cf, out=tmp)
+                dc += tmp
+            gemm(da, W_hid, dh, beta=0.0 if keep is None else 1.0, trans_b=True)
+        d_W = np.empty_like(W_hid)
+        gemm(np.ascontiguousarray(h0, dtype), d_x[0], d_W, trans_a=True)
+        if steps > 1:
+            gemm(hid[:-1].reshape(-1, units), d_x[1:].reshape(-1, width), d_W, beta=1.0,
+                 trans_a=True)
     d_peep = (None, None, None)
     if peepholes:
         c_prevs = np.concatenate([np.asarray(c0, dtype)[None], cell[:-1]])

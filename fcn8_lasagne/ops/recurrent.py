@@ -85,7 +85,7 @@ class LSTMSequence(_LSTMBase):
         Whether a ``(steps, batch)`` mask is the last input.
 
     Outputs ``hid``, ``cell`` (``(steps, batch, units)``, the states after each step) and
-    ``gates`` (``(steps, batch, 4 * units)``, the activations ``i, f, tanh(a_c), o`` that
+    ``gates`` (``(steps, batch, 4 * units)``, the activations ``i, f, o, tanh(a_c)`` that
     the gradient reads; it has no gradient of its own).
     """
 

@@ -30,7 +30,7 @@ def _lstm_scan(x, W_hid, peeps, c0, h0, mask):
             a_o = a_o + c * peeps[2]
         o = jax.nn.sigmoid(a_o)
         h = o * jnp.tanh(c)
-        gates = jnp.concatenate([i, f, c_in, o], axis=1)
+        gates = jnp.concatenate([i, f, o, c_in], axis=1)  # the CPU kernel's order
         if keep is not None:
             c = jnp.where(keep[:, None], c, c_prev)
             h = jnp.where(keep[:, None], h, h_prev)
