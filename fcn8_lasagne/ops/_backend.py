@@ -6,18 +6,13 @@ translation of every ``Op``, looked up in ``numba_funcify`` / ``jax_funcify``. A
 without a Numba translation still runs (Numba falls back to object mode) but warns each
 time a function is compiled; one without a JAX translation cannot be compiled with JAX.
 
-Use the two decorators on each ``Op`` class::
-
-    @register_numba_perform
-    @register_jax(make_jax_function)
-    class MyOp(Op):
-        ...
-
-The translations are registered when PyTensor loads its Numba or JAX dispatch module,
-which it does the first time a function is compiled for that backend. So importing the ops
-neither imports Numba's dispatch nor JAX (about 0.8 s together), and JAX's
-``jax_enable_x64``, which PyTensor sets from ``floatX`` when it loads its JAX dispatch,
-follows the ``floatX`` of that first compilation, as without this package.
+Each ``Op`` class carries ``@register_numba_perform``; its JAX translation is registered in
+:mod:`fcn8_lasagne.ops._jax` (one module per op family, as PyTensor's
+``link/jax/dispatch``), which :func:`load_jax_translations` imports when PyTensor loads its
+JAX dispatch, the first time a function is compiled for JAX. So importing the ops imports
+neither Numba's dispatch nor JAX (about 0.8 s together), and JAX's ``jax_enable_x64``, which
+PyTensor sets from ``floatX`` when it loads its JAX dispatch, follows the ``floatX`` of that
+first compilation, as without this package.
 """
 
 import importlib.abc
@@ -25,7 +20,7 @@ import importlib.util
 import sys
 import threading
 
-__all__ = ["register_numba_perform", "register_jax", "load_jax_translations"]
+__all__ = ["register_numba_perform", "load_jax_translations"]
 
 _NUMBA_DISPATCH = "pytensor.link.numba.dispatch.basic"
 _JAX_DISPATCH = "pytensor.link.jax.dispatch.basic"
@@ -124,33 +119,6 @@ def register_numba_perform(op_class):
     if importlib.util.find_spec("numba") is not None:
         _when_imported(_NUMBA_DISPATCH, register)
     return op_class
-
-
-def register_jax(make_function):
-    """Class decorator: translate an ``Op`` to JAX with ``make_function(op, node)``.
-
-    ``make_function`` receives the ``Op`` instance and its ``Apply`` node (so it can read
-    constant inputs) and returns a function of the node's inputs that uses ``jax``.
-
-    Parameters
-    ----------
-    make_function : callable
-
-    Returns
-    -------
-    callable
-        The class decorator.
-    """
-
-    def decorator(op_class):
-        def register(dispatch):
-            dispatch.jax_funcify.register(op_class)(
-                lambda op, node=None, **kwargs: make_function(op, node))
-
-        _when_imported(_JAX_DISPATCH, register)
-        return op_class
-
-    return decorator
 
 
 def load_jax_translations():
