@@ -9,6 +9,7 @@ from .conv import (
     Deconv2DLayer,
     Deconv3DLayer,
     DilatedConv2DLayer,
+    PaddedDilatedConv2DLayer,
     TransposedConv2DLayer,
     TransposedConv3DLayer,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "Layer", "MergeLayer", "InputLayer",
     "BaseConvLayer", "Conv1DLayer", "Conv2DLayer", "Conv3DLayer", "TransposedConv2DLayer",
     "Deconv2DLayer", "TransposedConv3DLayer", "Deconv3DLayer", "DilatedConv2DLayer",
+    "PaddedDilatedConv2DLayer",
     "LocallyConnected2DLayer",
     "Pool1DLayer", "Pool2DLayer", "Pool3DLayer", "MaxPool1DLayer", "MaxPool2DLayer",
     "MaxPool3DLayer", "Upscale1DLayer", "Upscale2DLayer", "Upscale3DLayer",

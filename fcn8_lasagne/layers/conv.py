@@ -27,6 +27,7 @@ __all__ = [
     "DilatedConv2DLayer",
     "TransposedConv3DLayer",
     "Deconv3DLayer",
+    "PaddedDilatedConv2DLayer",
 ]
 
 
@@ -516,3 +517,35 @@ class DilatedConv2DLayer(BaseConvLayer):
         return conv2d(input, self.W.dimshuffle(1, 0, 2, 3), self.input_shape,
                       (num_filters, in_channels) + self.filter_size, border_mode="valid",
                       subsample=(1, 1), filter_flip=False, filter_dilation=self.dilation)
+
+
+class PaddedDilatedConv2DLayer(Conv2DLayer):
+    """A :class:`Conv2DLayer` with ``filter_dilation`` (ours, for the dilated ResNets).
+
+    Lasagne's own ``DilatedConv2DLayer`` is valid-only, stride-free and stores ``W`` as
+    ``(in, out, kh, kw)``; a dilated ResNet (``models.resnet``) needs a padded, strided
+    dilated convolution with PyTorch's ``(out, in, kh, kw)`` weights. This is ``Conv2DLayer`` with the op's ``filter_dilation``:
+    output length ``ceil((in + 2 pad - (k - 1) d) / stride)``.
+    """
+
+    def __init__(self, incoming, num_filters, filter_size, filter_dilation=(1, 1),
+                 **kwargs):
+        self.filter_dilation = as_tuple(filter_dilation, 2, int_types)
+        if any(d < 1 for d in self.filter_dilation):
+            raise ValueError(f"filter_dilation must be >= 1, got {filter_dilation!r}")
+        super().__init__(incoming, num_filters, filter_size, **kwargs)
+
+    def get_output_shape_for(self, input_shape):
+        pad = self.pad if isinstance(self.pad, tuple) else (self.pad,) * 2
+        if not all(isinstance(p, int_types) for p in pad):
+            raise ValueError(f"{self._describe()}: a dilated convolution needs integer pads, "
+                             f"got {self.pad!r}")
+        out = [shapes.conv_output_length(size, shapes.dilated_filter_size(k, d), s, p)
+               for size, k, d, s, p in zip(input_shape[2:], self.filter_size,
+                                           self.filter_dilation, self.stride, pad)]
+        return (input_shape[0], self.num_filters) + tuple(out)
+
+    def convolve(self, input, **kwargs):
+        return conv2d(input, self.W, self.input_shape, self.get_W_shape(),
+                      border_mode=self.pad, subsample=self.stride,
+                      filter_flip=self.flip_filters, filter_dilation=self.filter_dilation)

@@ -25,13 +25,11 @@ from ..layers import (
     ElemwiseSumLayer,
     InputLayer,
     NonlinearityLayer,
+    PaddedDilatedConv2DLayer,
     Pool2DLayer,
 )
-from ..ops import conv2d, shapes
-from ..utils import as_tuple, int_types
 
-__all__ = ["RESNET_DEPTHS", "build_resnet_v1b", "build_resnet_v1s", "stage_output_names",
-           "DilatedConv2DLayer"]
+__all__ = ["RESNET_DEPTHS", "build_resnet_v1b", "build_resnet_v1s", "stage_output_names"]
 
 #: Bottleneck blocks per stage.
 RESNET_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -39,38 +37,6 @@ RESNET_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 #: Batch normalisation settings of both frameworks, in Lasagne's terms.
 BN_EPSILON = 1e-5
 BN_ALPHA = 0.1
-
-
-class DilatedConv2DLayer(Conv2DLayer):
-    """A :class:`~fcn8_lasagne.layers.Conv2DLayer` with ``filter_dilation`` (ours).
-
-    Lasagne's own ``DilatedConv2DLayer`` is valid-only, stride-free and stores ``W`` as
-    ``(in, out, kh, kw)``; a ResNet needs a padded dilated convolution with PyTorch's
-    ``(out, in, kh, kw)`` weights. This is ``Conv2DLayer`` with the op's ``filter_dilation``:
-    output length ``ceil((in + 2 pad - (k - 1) d) / stride)``.
-    """
-
-    def __init__(self, incoming, num_filters, filter_size, filter_dilation=(1, 1),
-                 **kwargs):
-        self.filter_dilation = as_tuple(filter_dilation, 2, int_types)
-        if any(d < 1 for d in self.filter_dilation):
-            raise ValueError(f"filter_dilation must be >= 1, got {filter_dilation!r}")
-        super().__init__(incoming, num_filters, filter_size, **kwargs)
-
-    def get_output_shape_for(self, input_shape):
-        pad = self.pad if isinstance(self.pad, tuple) else (self.pad,) * 2
-        if not all(isinstance(p, int_types) for p in pad):
-            raise ValueError(f"{self._describe()}: a dilated convolution needs integer pads, "
-                             f"got {self.pad!r}")
-        out = [shapes.conv_output_length(size, shapes.dilated_filter_size(k, d), s, p)
-               for size, k, d, s, p in zip(input_shape[2:], self.filter_size,
-                                           self.filter_dilation, self.stride, pad)]
-        return (input_shape[0], self.num_filters) + tuple(out)
-
-    def convolve(self, input, **kwargs):
-        return conv2d(input, self.W, self.input_shape, self.get_W_shape(),
-                      border_mode=self.pad, subsample=self.stride,
-                      filter_flip=self.flip_filters, filter_dilation=self.filter_dilation)
 
 
 def _conv(net, name, incoming, num_filters, filter_size, stride=1, pad=0, dilation=1,
@@ -82,7 +48,7 @@ def _conv(net, name, incoming, num_filters, filter_size, stride=1, pad=0, dilati
     if dilation == 1:
         net[name] = Conv2DLayer(incoming, num_filters, filter_size, **kwargs)
     else:
-        net[name] = DilatedConv2DLayer(incoming, num_filters, filter_size,
+        net[name] = PaddedDilatedConv2DLayer(incoming, num_filters, filter_size,
                                        filter_dilation=dilation, **kwargs)
     return net[name]
 

@@ -11,6 +11,7 @@ from fcn8_lasagne.compile import function
 from fcn8_lasagne.layers import (
     BatchNormLayer,
     InputLayer,
+    PaddedDilatedConv2DLayer,
     Pool2DLayer,
     count_params,
     get_output,
@@ -18,7 +19,6 @@ from fcn8_lasagne.layers import (
 )
 from fcn8_lasagne.models.fcn_resnet import buildFCNResNet, fcn_resnet_output_layers
 from fcn8_lasagne.models.resnet import (
-    DilatedConv2DLayer,
     build_resnet_v1b,
     build_resnet_v1s,
     stage_output_names,
@@ -70,7 +70,7 @@ def test_stems_names_and_dilations():
             assert conv.pad == dilation
             assert conv.stride == (1, 1) or block == "layer2.0"
         assert net["layer3.0.downsample.0"].stride == (1, 1)
-        assert isinstance(net["layer4.1.conv2"], DilatedConv2DLayer)
+        assert isinstance(net["layer4.1.conv2"], PaddedDilatedConv2DLayer)
 
 
 def _stage_shapes(net, hw, depth=50):
@@ -108,7 +108,7 @@ def test_heads_outputs_and_probs_shapes():
 
 def test_skip_fusion_shapes_and_centre_crops():
     net = buildFCNResNet(3, pt.tensor4("x"), 4, variant="torchvision", skip=True)
-    assert not isinstance(net["layer4.1.conv2"], DilatedConv2DLayer)
+    assert not isinstance(net["layer4.1.conv2"], PaddedDilatedConv2DLayer)
     names = ["classifier.4", "score_c3", "up_to_c3", "fuse_c3", "score_c2", "up_to_c2",
              "fuse_c2", "out"]
     shapes = get_output_shape([net[n] for n in names], {net["input"]: (1, 3, 65, 79)})
