@@ -275,6 +275,16 @@ def _sharding_jax_mode(replicated, replicate_outputs):
     return Mode(linker=linker, optimizer=get_mode("JAX").provided_optimizer)
 
 
+def _default_device():
+    """The device a one-device JAX function runs on (JAX's default device)."""
+    import jax
+
+    device = jax.config.jax_default_device
+    if isinstance(device, str):
+        return jax.devices(device)[0]
+    return device if device is not None else jax.devices()[0]
+
+
 def _update_pairs(updates):
     if updates is None:
         return []
@@ -346,14 +356,21 @@ class ShapeSpecializedFunction:
 
         # host values (new, or set with set_value) go to the device once and stay there;
         # values a multi-device function left spread over several devices come back to one
+        device = None
         for cell in cells:
             value = cell[0]
-            if isinstance(value, np.ndarray):
-                cell[0] = jax.device_put(value)
-            elif (isinstance(value, jax.Array)
-                  and not isinstance(value.sharding, jax.sharding.SingleDeviceSharding)
-                  and len(value.sharding.device_set) > 1):
-                cell[0] = jax.device_put(np.asarray(value))
+            if isinstance(value, jax.Array) and value.committed:
+                if (isinstance(value.sharding, jax.sharding.SingleDeviceSharding)
+                        or len(value.sharding.device_set) == 1):
+                    continue
+                value = np.asarray(value)  # left on several devices by a ShardedFunction
+            # committed to the device, as the values the step returns are (with a random
+            # generator's state among them, uncommitted inputs make the second call
+            # compile the step again)
+            device = device or _default_device()
+            cell[0] = jax.tree_util.tree_map(
+                lambda leaf: leaf if isinstance(leaf, jax.Array) and leaf.committed
+                else jax.device_put(leaf, device), value)
 
     def __call__(self, *args):
         import jax
@@ -513,18 +530,39 @@ class ShardedFunction(ShapeSpecializedFunction):
     def _place_shared(self, cells):
         import jax
 
-        replicated = self.replicated
         for cell in cells:
             value = cell[0]
-            if isinstance(value, jax.Array):
-                sharding = value.sharding
-                if sharding == replicated or sharding.is_equivalent_to(replicated,
-                                                                        value.ndim):
-                    continue  # (a mesh of one device may name its one slice P('batch'))
-                cell[0] = (self._put(np.asarray(value), replicated) if self.multi_process
-                           else jax.device_put(value, replicated))
-            elif isinstance(value, np.ndarray):
-                cell[0] = self._put(value, replicated)
+            if isinstance(value, dict):  # a random generator's state, as JAX holds it
+                # every leaf (Python and NumPy scalars too) on the mesh before the first
+                # call, as the state the step returns is: else the second call retraces
+                cell[0] = jax.tree_util.tree_map(self._replicate_leaf, value)
+            else:
+                cell[0] = self._replicate(value)
+
+    def _replicate_leaf(self, leaf):
+        import jax
+
+        if isinstance(leaf, jax.Array):
+            return self._replicate(leaf)
+        if self.multi_process:
+            return self._put(np.asarray(leaf), self.replicated)
+        return jax.device_put(leaf, self.replicated)  # keeps Python scalars weakly typed
+
+    def _replicate(self, value):
+        """``value`` replicated on the mesh (arrays only; other values as they are)."""
+        import jax
+
+        replicated = self.replicated
+        if isinstance(value, jax.Array):
+            sharding = value.sharding
+            if sharding == replicated or sharding.is_equivalent_to(replicated, value.ndim):
+                return value  # (a mesh of one device may name its one slice P('batch'))
+            if self.multi_process:
+                return self._put(np.asarray(value), replicated)
+            return jax.device_put(value, replicated)
+        if isinstance(value, np.ndarray):
+            return self._put(value, replicated)
+        return value
 
     def _compile(self, shapes):
         compiled = self._specialize(shapes)

@@ -6,6 +6,7 @@ multi-device check runs here, in a fresh interpreter, and prints one JSON line.
 
 * ``compare``  — a tiny FCN-like net trained a few Adam steps with ``devices=None`` and with
   each ``--devices N``; prints the losses, metrics, prediction shapes and parameters of each;
+* ``dropout``  — the same with a DropoutLayer (random masks) in the net;
 * ``errors``   — the messages of an indivisible batch and of too many devices;
 * ``process``  — one process of a multi-process run (``--coordinator``, ``--num-processes``,
   ``--process-id``): the same steps on this process's slice of the batch; process 0 writes
@@ -163,6 +164,36 @@ def mode_compare(args):
     print(json.dumps(result))
 
 
+def mode_dropout(args):
+    """A net with a DropoutLayer: losses of 3 steps on one device and on each --devices,
+    and how many programs the step's jit compiled."""
+    import pytensor.tensor as pt
+
+    from fcn8_lasagne import layers
+    from fcn8_lasagne.nonlinearities import softmax
+
+    input_var, target_var = pt.tensor4("input_var"), pt.ivector("target_var")
+    net = layers.InputLayer((None, 3, 8, 8), input_var)
+    net = layers.Conv2DLayer(net, 4, 3, pad="same", flip_filters=False)
+    net = layers.DropoutLayer(net, p=0.5)
+    net = layers.Conv2DLayer(net, N_CLASSES, 1, nonlinearity=None)
+    net = layers.DimshuffleLayer(net, (0, 2, 3, 1))
+    net = layers.ReshapeLayer(net, (-1, N_CLASSES))
+    net = layers.NonlinearityLayer(net, nonlinearity=softmax)
+    values = initial_values(net, args.seed)
+    images, labels = data(args.batch, args.steps, args.seed)
+    result = {}
+    for devices in [None] + args.devices:
+        options = {"device": "jax"} if devices is None else {"device": "jax",
+                                                             "devices": devices}
+        losses, _, _, step = train((input_var, target_var, net), values, images, labels,
+                                   **options)
+        compiled = next(iter(step._compiled.values()))
+        result[str(devices)] = {"losses": losses,
+                                "programs": compiled.vm.jit_fn._cache_size()}
+    print(json.dumps(result))
+
+
 def mode_errors(args):
     from fcn8_lasagne.compile import function
     import pytensor.tensor as pt
@@ -274,8 +305,8 @@ def mode_bench(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["compare", "errors", "process", "single", "join",
-                                         "bench"])
+    parser.add_argument("mode", choices=["compare", "dropout", "errors", "process", "single",
+                                         "join", "bench"])
     parser.add_argument("--devices", type=int, nargs="*", default=[2, 4])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3)

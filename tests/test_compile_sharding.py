@@ -109,6 +109,28 @@ def test_one_device_mesh_matches_the_plain_jax_function():
         sharded(value.astype("float64"), 2)
 
 
+def test_a_one_device_step_with_dropout_compiles_once():
+    """The generator's state and the parameters are committed to the device before the
+    first call, as the values the step returns are: the second call reuses the program."""
+    import pytensor
+
+    from fcn8_lasagne import layers
+
+    x = pt.matrix("x")
+    net = layers.DropoutLayer(layers.DenseLayer(layers.InputLayer((None, 3), x), 4,
+                                                nonlinearity=None), p=0.5)
+    loss = ((layers.get_output(net) - 1) ** 2).sum()
+    params = layers.get_all_params(net, trainable=True)
+    step = function([x], loss, updates=[(p, p - 0.01 * g)
+                                        for p, g in zip(params, pytensor.grad(loss, params))],
+                    device="jax")
+    value = np.ones((2, 3), dtype="float32")
+    losses = [float(step(value)) for _ in range(3)]
+    compiled = next(iter(step._compiled.values()))
+    assert compiled.vm.jit_fn._cache_size() == 1
+    assert len(set(losses)) == 3  # new masks and weights each step
+
+
 def test_writer_is_process_zero_and_bad_distributed_arguments_are_named():
     assert compiling.process_index() == 0 and compiling.is_writer()
     for args, text in [(("localhost", 2, 0), "expected 'host:port'"),
@@ -171,6 +193,19 @@ def test_one_device_functions_read_parameters_a_sharded_step_left_on_several(com
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(compared["after"]["cpu"], compared["4"]["prediction"],
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_dropout_masks_are_the_one_device_masks_and_the_step_compiles_once():
+    """The generator's state is replicated like the parameters: the masks (drawn for the
+    global shape) equal one device's, and the second call does not compile again."""
+    result = _worker("dropout", "--devices", 2, 4, "--batch", 4, "--steps", 3, devices=4)
+    for devices in ("2", "4"):
+        np.testing.assert_allclose(result[devices]["losses"], result["None"]["losses"],
+                                   rtol=2e-6)
+        assert result[devices]["programs"] == 1
+    assert result["None"]["programs"] == 1
+    assert len(set(result["None"]["losses"])) == 3
 
 
 @pytest.mark.slow
