@@ -435,10 +435,8 @@ def _convert(args):
 
     if args.n_classes < 1:
         raise ValueError(f"--n-classes must be a positive integer, got {args.n_classes}")
-    for name, source in (("OUT", args.out),):
-        if _same_file(source, args.src):
-            raise ValueError(f"{name} {args.out} is the input SRC file: refusing to "
-                             "overwrite it")
+    if _same_file(args.out, args.src):
+        raise ValueError(f"OUT {args.out} is the input SRC file: refusing to overwrite it")
     convert(args.src, args.out, args.fmt, model=args.model, n_classes=args.n_classes,
             trust_pickle=args.trust_pickle, exclude=args.exclude, strict=not args.no_strict,
             allow_nonfinite=args.allow_nonfinite)
