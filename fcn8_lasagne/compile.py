@@ -555,7 +555,8 @@ class ShardedFunction(ShapeSpecializedFunction):
         replicated = self.replicated
         if isinstance(value, jax.Array):
             sharding = value.sharding
-            if sharding == replicated or sharding.is_equivalent_to(replicated, value.ndim):
+            if value.committed and (sharding == replicated
+                                    or sharding.is_equivalent_to(replicated, value.ndim)):
                 return value  # (a mesh of one device may name its one slice P('batch'))
             if self.multi_process:
                 return self._put(np.asarray(value), replicated)
