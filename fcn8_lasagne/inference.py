@@ -71,7 +71,7 @@ def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3, allow_nonfi
     input_var = pt.tensor4("input")
     net = BUILDERS[model](nb_in_channels, input_var, n_classes=n_classes)
     try:
-        set_all_param_values(net["probs"], values)
+        set_all_param_values(net["probs"], values, allow_nonfinite=allow_nonfinite)
     except ValueError as error:
         raise ValueError(f"{path}: {error} (is this a {model} weight file?)") from None
     return net, input_var

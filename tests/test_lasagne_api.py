@@ -173,3 +173,19 @@ def test_shared_empty_and_inspect_kwargs():
     assert utils.inspect_kwargs(f) == ["b", "c", "d"]
     assert utils.inspect_kwargs(DenseLayer((None, 3), 2).get_output_for) == []
     assert utils.inspect_kwargs(DropoutLayer.get_output_for) == ["deterministic"]
+
+
+def test_set_all_param_values_refuses_nonfinite_and_integer_values():
+    from fcn8_lasagne.layers import get_all_param_values, set_all_param_values
+
+    layer = DenseLayer(InputLayer((None, 3)), 2, name="dense")
+    before = get_all_param_values(layer)
+    bad = [np.full((3, 2), np.nan, dtype="float32"), before[1]]
+    with pytest.raises(ValueError, match=r"dense.*6 NaN or infinite.*allow_nonfinite"):
+        set_all_param_values(layer, bad)
+    for value, kept in zip(get_all_param_values(layer), before):
+        np.testing.assert_array_equal(value, kept)
+    set_all_param_values(layer, bad, allow_nonfinite=True)
+    assert np.isnan(get_all_param_values(layer)[0]).all()
+    with pytest.raises(ValueError, match="dtype float32 but value to set has dtype int64"):
+        set_all_param_values(layer, [np.ones((3, 2), dtype="int64"), before[1]])

@@ -223,18 +223,22 @@ def _describe_param(owner, param):
     return f"layer {layer_name!r} parameter {param.name or '?'}"
 
 
-def set_all_param_values(layer, values, **tags):
+def set_all_param_values(layer, values, allow_nonfinite=False, **tags):
     """Set the values of :func:`get_all_params` from a list of arrays.
 
-    Every value is checked (count, shape, a dtype castable to the parameter's) before any is
-    set, so a mismatch raises ``ValueError`` naming the layer, the parameter and both shapes
-    and leaves the network unchanged. Lasagne checked while setting; see
-    ``docs/faithfulness.md``.
+    Every value is checked before any is set: the count, the shape, a dtype castable to the
+    parameter's (integer arrays are refused for float parameters) and finite values. A
+    mismatch raises ``ValueError`` naming the layer, the parameter and both shapes and leaves
+    the network unchanged. Lasagne checked while setting, cast integers silently and
+    accepted NaN and infinite values; see ``docs/faithfulness.md``.
 
     Parameters
     ----------
     layer : Layer or list of Layer
     values : list of numpy.ndarray
+    allow_nonfinite : bool, default False
+        Accept NaN and infinite values (by default an error: a network with them predicts
+        class 0 everywhere without a word).
     **tags
         Tag filter, as for :func:`get_all_params`.
     """
@@ -250,10 +254,16 @@ def set_all_param_values(layer, values, **tags):
             raise ValueError(
                 f"mismatch: {_describe_param(owner, param)} (value {index}) has shape "
                 f"{current.shape!r} but value to set has shape {value.shape!r}")
-        if not np.can_cast(value.dtype, current.dtype, casting="same_kind"):
+        if not np.can_cast(value.dtype, current.dtype, casting="same_kind") or (
+                value.dtype.kind in "biu" and current.dtype.kind == "f"):
             raise ValueError(
                 f"mismatch: {_describe_param(owner, param)} (value {index}) has dtype "
                 f"{current.dtype} but value to set has dtype {value.dtype}")
+        if not allow_nonfinite and value.dtype.kind in "fc" and not np.isfinite(value).all():
+            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+            raise ValueError(
+                f"{_describe_param(owner, param)} (value {index}) holds {bad} NaN or "
+                "infinite values (allow_nonfinite=True accepts them)")
         converted.append(value.astype(current.dtype, copy=True))
     for (_, param), value in zip(owners, converted):
         param.set_value(value, borrow=True)

@@ -122,6 +122,6 @@ def load_npz(layer, path, allow_nonfinite=False, **tags):
     """
     values = read_npz_values(path, allow_nonfinite=allow_nonfinite)
     try:
-        set_all_param_values(layer, values, **tags)
+        set_all_param_values(layer, values, allow_nonfinite=allow_nonfinite, **tags)
     except ValueError as error:
         raise ValueError(f"{os.fspath(path)}: {error}") from None
