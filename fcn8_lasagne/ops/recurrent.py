@@ -85,8 +85,8 @@ class LSTMSequence(_LSTMBase):
         Whether a ``(steps, batch)`` mask is the last input.
 
     Outputs ``hid``, ``cell`` (``(steps, batch, units)``, the states after each step) and
-    ``gates`` (``(steps, batch, 4 * units)``, the activations ``i, f, o, tanh(a_c)`` that
-    the gradient reads; it has no gradient of its own).
+    ``gates`` (``(steps, 4, batch, units)``, the activations ``i, f, tanh(a_c), o`` as
+    contiguous blocks, which the gradient reads; it has no gradient of its own).
     """
 
     def make_node(self, x, W_hid, *rest):
@@ -112,7 +112,7 @@ class LSTMSequence(_LSTMBase):
         if batch is None:
             batch = c0.type.shape[0] if c0.type.shape[0] is not None else h0.type.shape[0]
         state = pt.tensor(dtype=dtype, shape=(steps, batch, units))
-        gates = pt.tensor(dtype=dtype, shape=(steps, batch, None if units is None else 4 * units))
+        gates = pt.tensor(dtype=dtype, shape=(steps, 4, batch, units))
         return Apply(self, inputs, [state, state.type(), gates])
 
     def perform(self, node, inputs, output_storage):
@@ -143,7 +143,7 @@ class LSTMSequence(_LSTMBase):
         node, shapes = infer_shape_arguments(args)
         steps, batch, width = shapes[0]
         units = shapes[1][0]
-        return [(steps, batch, units), (steps, batch, units), (steps, batch, width)]
+        return [(steps, batch, units), (steps, batch, units), (steps, 4, batch, units)]
 
     def connection_pattern(self, node):
         pattern = [[True, True, True] for _ in node.inputs]
@@ -193,10 +193,9 @@ class LSTMSequenceGrad(_LSTMBase):
         x = as_float_tensor(inputs[0], 3, "the input projections", name)
         W_hid, peeps, c0, h0, mask, rest = self._split(inputs[1:])
         tensors = [pt.as_tensor_variable(v) for v in rest]
-        gates = tensors[2]
-        gates, W_hid, peeps, c0, h0 = self._float_inputs(
-            gates, W_hid, peeps if self.peepholes else [], c0, h0, name)
-        tensors[2] = gates
+        _, W_hid, peeps, c0, h0 = self._float_inputs(
+            x, W_hid, peeps if self.peepholes else [], c0, h0, name)
+        tensors[2] = as_float_tensor(tensors[2], 4, "the gates", name)
         floats, dtype = common_dtype(x, W_hid, *peeps, c0, h0, *tensors)
         x, W_hid, floats = floats[0], floats[1], floats[2:]
         peeps, floats = floats[:len(peeps)], floats[len(peeps):]
@@ -205,7 +204,7 @@ class LSTMSequenceGrad(_LSTMBase):
         if self.masked:
             node_inputs.append(_as_tensor(mask, 2, "the mask", name))
         node_inputs += tensors
-        outputs = [gates.type(), W_hid.type()] + [p.type() for p in peeps] + [c0.type(),
+        outputs = [x.type(), W_hid.type()] + [p.type() for p in peeps] + [c0.type(),
                                                                               h0.type()]
         return Apply(self, node_inputs, outputs)
 

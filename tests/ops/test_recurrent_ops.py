@@ -109,14 +109,14 @@ def test_infer_shape_and_static_types():
     W = pt.matrix(dtype="float32", shape=(3, 12))
     c0 = h0 = pt.matrix(dtype="float32")
     hid, cell, gates = LSTMSequence()(x, W, c0, h0)
-    assert hid.type.shape == (5, None, 3) and gates.type.shape == (5, None, 12)
+    assert hid.type.shape == (5, None, 3) and gates.type.shape == (5, 4, None, 3)
     fn = pytensor.function([x, W, c0], [hid.shape, gates.shape], mode="CVM",
                            on_unused_input="ignore")
     ops = [type(n.op) for n in fn.maker.fgraph.apply_nodes]
     assert LSTMSequence not in ops  # the shapes come from infer_shape, not the op
     s_h, s_g = fn(np.zeros((5, 2, 12), "float32"), np.zeros((3, 12), "float32"),
                   np.zeros((2, 3), "float32"))
-    assert tuple(s_h) == (5, 2, 3) and tuple(s_g) == (5, 2, 12)
+    assert tuple(s_h) == (5, 2, 3) and tuple(s_g) == (5, 4, 2, 3)
 
 
 def test_bad_inputs_are_refused(rng):

@@ -30,7 +30,7 @@ def _lstm_scan(x, W_hid, peeps, c0, h0, mask):
             a_o = a_o + c * peeps[2]
         o = jax.nn.sigmoid(a_o)
         h = o * jnp.tanh(c)
-        gates = jnp.concatenate([i, f, o, c_in], axis=1)  # the CPU kernel's order
+        gates = jnp.stack([i, f, c_in, o])  # (4, batch, units) blocks, as the CPU kernel
         if keep is not None:
             c = jnp.where(keep[:, None], c, c_prev)
             h = jnp.where(keep[:, None], h, h_prev)
