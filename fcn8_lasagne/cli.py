@@ -76,6 +76,11 @@ def _add_allow_nonfinite(parser):
                              "an error: such a network predicts class 0 everywhere)")
 
 
+#: The datasets of RGB images that the FCN-8/16/32 commands take (the others are the sibling
+#: tutorials' EM stacks and 1-D profiles).
+_FCN_DATASETS = ("polyps912", "camvid", "folder", "synthetic")
+
+
 def _dataset_name(args, flag):
     """The dataset named by ``flag`` (``-dataset`` / ``--dataset``), checked against the
     known ones before anything else is said about it."""
@@ -85,6 +90,10 @@ def _dataset_name(args, flag):
     if dataset not in DATASETS:
         raise ValueError(f"{flag} {args.dataset!r} is not a known dataset; expected one of "
                          f"{', '.join(DATASETS)} (or polyps, for polyps912)")
+    if dataset not in _FCN_DATASETS:
+        raise ValueError(f"{flag} {dataset} holds the U-Net or 1-D FCN tutorial's data, which "
+                         f"the FCN models do not take; expected one of "
+                         f"{', '.join(_FCN_DATASETS)}")
     return dataset
 
 
