@@ -170,5 +170,24 @@ def test_unsupported_conv_arguments_say_so(installed):
     import pytensor.tensor as pt
     import theano.tensor as T
 
-    with pytest.raises(NotImplementedError, match="does not provide .*filter_dilation"):
-        T.nnet.conv2d(pt.tensor4(), pt.tensor4(), filter_dilation=(2, 2))
+    with pytest.raises(NotImplementedError, match="does not provide .*unshared"):
+        T.nnet.conv2d(pt.tensor4(), pt.tensor4(), unshared=True)
+
+
+def test_dilated_and_grouped_conv_pass_through(installed):
+    import numpy as np
+    import pytensor
+    import pytensor.tensor as pt
+    import theano.tensor as T
+
+    from tests.reference import conv as conv_reference
+
+    x, w = pt.tensor4(), pt.tensor4()
+    out = T.nnet.conv2d(x, w, border_mode=(2, 1), filter_dilation=(2, 1), num_groups=2)
+    f = pytensor.function([x, w], out)
+    rng = np.random.default_rng(0)
+    xv = rng.standard_normal((1, 4, 9, 8)).astype(pytensor.config.floatX)
+    wv = rng.standard_normal((6, 2, 3, 3)).astype(pytensor.config.floatX)
+    expected = conv_reference.conv(xv, wv, stride=(1, 1), pad=(2, 1), dilation=(2, 1),
+                                   groups=2, flip=True)
+    np.testing.assert_allclose(f(xv, wv), expected, rtol=1e-4, atol=1e-4)

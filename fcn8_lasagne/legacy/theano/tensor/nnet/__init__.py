@@ -5,8 +5,8 @@ activations (``sigmoid``, ``softplus``, ``softmax``, ``logsoftmax``, ``relu``, `
 ``softsign``, ``hard_sigmoid``, ``ultra_fast_sigmoid``), the losses
 (``categorical_crossentropy``, ``binary_crossentropy``, ``sigmoid_binary_crossentropy``,
 ``crossentropy_categorical_1hot``), ``confusion_matrix``, and the convolutions ``conv2d``,
-``conv2d_transpose`` and ``abstract_conv`` (:mod:`fcn8_lasagne.ops`; no dilation, groups or
-unshared filters).
+``conv2d_transpose`` and ``abstract_conv`` (:mod:`fcn8_lasagne.ops`, with dilation and groups;
+no unshared filters).
 """
 
 import pytensor.tensor as pt

@@ -1,11 +1,12 @@
 """``theano.tensor.nnet.abstract_conv`` for unchanged scripts, on :mod:`fcn8_lasagne.ops`.
 
-The names Lasagne-era scripts use: ``conv2d``, ``conv2d_grad_wrt_inputs``,
-``conv2d_grad_wrt_weights``, ``conv2d_transpose``, ``get_conv_output_shape``,
-``get_conv_shape_1axis`` and the op factories ``AbstractConv2d``,
-``AbstractConv2d_gradInputs`` (Lasagne's ``TransposedConv2DLayer``) and
-``AbstractConv2d_gradWeights`` (Lasagne's ``DilatedConv2DLayer``). Filter dilation, groups
-and unshared filters are not supported (``NotImplementedError``).
+The names Lasagne-era scripts use: ``conv2d``, ``conv3d``, ``conv2d_grad_wrt_inputs``,
+``conv2d_grad_wrt_weights``, ``conv3d_grad_wrt_inputs``, ``conv3d_grad_wrt_weights``,
+``conv2d_transpose``, ``get_conv_output_shape``, ``get_conv_shape_1axis`` and the op
+factories ``AbstractConv2d``, ``AbstractConv2d_gradInputs`` (Lasagne's
+``TransposedConv2DLayer``) and ``AbstractConv2d_gradWeights`` (Lasagne's
+``DilatedConv2DLayer``), with ``filter_dilation`` and ``num_groups``. Unshared filters are
+not supported (``NotImplementedError``).
 """
 
 from pytensor.graph.basic import Variable
@@ -16,6 +17,7 @@ from ...._errors import not_provided_message, shim_getattr
 __legacy_shim__ = True
 
 __all__ = ["conv2d", "conv2d_grad_wrt_inputs", "conv2d_grad_wrt_weights", "conv2d_transpose",
+           "conv3d", "conv3d_grad_wrt_inputs", "conv3d_grad_wrt_weights",
            "get_conv_output_shape", "get_conv_shape_1axis", "AbstractConv2d",
            "AbstractConv2d_gradInputs", "AbstractConv2d_gradWeights"]
 
@@ -24,12 +26,10 @@ def _pair(value):
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-def _check_supported(what, filter_dilation=(1, 1), num_groups=1, unshared=False):
-    for name, value, default in (("filter_dilation", _pair(filter_dilation), (1, 1)),
-                                 ("num_groups", num_groups, 1), ("unshared", unshared, False)):
-        if value != default:
-            raise NotImplementedError(not_provided_message(
-                f"theano.tensor.nnet.{what} with {name}={value!r}", kind="argument"))
+def _check_supported(what, unshared=False):
+    if unshared:
+        raise NotImplementedError(not_provided_message(
+            f"theano.tensor.nnet.{what} with unshared=True", kind="argument"))
 
 
 def _spatial(shape):
@@ -49,22 +49,31 @@ def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="val
     ``input_shape``. See :func:`fcn8_lasagne.ops.conv2d`."""
     if kwargs:
         raise TypeError(f"conv2d() got unexpected keyword arguments {sorted(kwargs)}")
-    _check_supported("conv2d", filter_dilation, num_groups, unshared)
+    _check_supported("conv2d", unshared)
     if input_shape is None:
         input_shape = image_shape
     return _ops.conv2d(input, filters, input_shape=input_shape, filter_shape=filter_shape,
-                       border_mode=border_mode, subsample=subsample, filter_flip=filter_flip)
+                       border_mode=border_mode, subsample=subsample, filter_flip=filter_flip,
+                       filter_dilation=filter_dilation, num_groups=num_groups)
+
+
+def conv3d(input, filters, input_shape=None, filter_shape=None, border_mode="valid",
+           subsample=(1, 1, 1), filter_flip=True, filter_dilation=(1, 1, 1), num_groups=1):
+    """Theano's ``conv3d`` (NCDHW); see :func:`fcn8_lasagne.ops.conv3d`."""
+    return _ops.conv3d(input, filters, input_shape=input_shape, filter_shape=filter_shape,
+                       border_mode=border_mode, subsample=subsample, filter_flip=filter_flip,
+                       filter_dilation=filter_dilation, num_groups=num_groups)
 
 
 def conv2d_grad_wrt_inputs(output_grad, filters, input_shape, filter_shape=None,
                            border_mode="valid", subsample=(1, 1), filter_flip=True,
                            filter_dilation=(1, 1), num_groups=1, unshared=False):
     """Theano's ``conv2d_grad_wrt_inputs``; see :func:`fcn8_lasagne.ops.conv2d_grad_wrt_inputs`."""
-    _check_supported("abstract_conv.conv2d_grad_wrt_inputs", filter_dilation, num_groups,
-                     unshared)
+    _check_supported("abstract_conv.conv2d_grad_wrt_inputs", unshared)
     return _ops.conv2d_grad_wrt_inputs(output_grad, filters, input_shape,
                                        filter_shape=filter_shape, border_mode=border_mode,
-                                       subsample=subsample, filter_flip=filter_flip)
+                                       subsample=subsample, filter_flip=filter_flip,
+                                       filter_dilation=filter_dilation, num_groups=num_groups)
 
 
 def conv2d_grad_wrt_weights(input, output_grad, filter_shape, input_shape=None,
@@ -72,11 +81,15 @@ def conv2d_grad_wrt_weights(input, output_grad, filter_shape, input_shape=None,
                             filter_dilation=(1, 1), num_groups=1, unshared=False):
     """Theano's ``conv2d_grad_wrt_weights``; see
     :func:`fcn8_lasagne.ops.conv2d_grad_wrt_weights`."""
-    _check_supported("abstract_conv.conv2d_grad_wrt_weights", filter_dilation, num_groups,
-                     unshared)
+    _check_supported("abstract_conv.conv2d_grad_wrt_weights", unshared)
     return _ops.conv2d_grad_wrt_weights(input, output_grad, filter_shape,
                                         input_shape=input_shape, border_mode=border_mode,
-                                        subsample=subsample, filter_flip=filter_flip)
+                                        subsample=subsample, filter_flip=filter_flip,
+                                        filter_dilation=filter_dilation, num_groups=num_groups)
+
+
+conv3d_grad_wrt_inputs = _ops.conv3d_grad_wrt_inputs
+conv3d_grad_wrt_weights = _ops.conv3d_grad_wrt_weights
 
 
 def conv2d_transpose(input, filters, output_shape, filter_shape=None, border_mode="valid",
@@ -132,13 +145,12 @@ class _AbstractConvFactory:
 
     def __init__(self, imshp=None, kshp=None, border_mode="valid", subsample=(1, 1),
                  filter_flip=True, filter_dilation=(1, 1), num_groups=1, unshared=False):
-        _check_supported(f"abstract_conv.{type(self).__name__}", filter_dilation, num_groups,
-                         unshared)
+        _check_supported(f"abstract_conv.{type(self).__name__}", unshared)
         self.imshp = None if imshp is None else tuple(imshp)
         self.kshp = None if kshp is None else tuple(kshp)
-        self.border_mode = border_mode
-        self.subsample = tuple(subsample)
-        self.filter_flip = filter_flip
+        self.options = dict(border_mode=border_mode, subsample=tuple(subsample),
+                            filter_flip=filter_flip, filter_dilation=_pair(filter_dilation),
+                            num_groups=num_groups)
 
 
 class AbstractConv2d(_AbstractConvFactory):
@@ -146,8 +158,7 @@ class AbstractConv2d(_AbstractConvFactory):
 
     def __call__(self, img, kern):
         return _ops.conv2d(img, kern, input_shape=self.imshp, filter_shape=self.kshp,
-                           border_mode=self.border_mode, subsample=self.subsample,
-                           filter_flip=self.filter_flip)
+                           **self.options)
 
 
 class AbstractConv2d_gradInputs(_AbstractConvFactory):  # noqa: N801  (Theano's name)
@@ -156,9 +167,7 @@ class AbstractConv2d_gradInputs(_AbstractConvFactory):  # noqa: N801  (Theano's 
 
     def __call__(self, kern, topgrad, shape=None):
         return _ops.conv2d_grad_wrt_inputs(topgrad, kern, _spatial(shape), filter_shape=self.kshp,
-                                           border_mode=self.border_mode,
-                                           subsample=self.subsample,
-                                           filter_flip=self.filter_flip)
+                                           **self.options)
 
 
 class AbstractConv2d_gradWeights(_AbstractConvFactory):  # noqa: N801  (Theano's name)
@@ -167,10 +176,7 @@ class AbstractConv2d_gradWeights(_AbstractConvFactory):  # noqa: N801  (Theano's
 
     def __call__(self, img, topgrad, shape):
         return _ops.conv2d_grad_wrt_weights(img, topgrad, _spatial(shape),
-                                            input_shape=self.imshp,
-                                            border_mode=self.border_mode,
-                                            subsample=self.subsample,
-                                            filter_flip=self.filter_flip)
+                                            input_shape=self.imshp, **self.options)
 
 
 __getattr__ = shim_getattr(globals(), "theano.tensor.nnet.abstract_conv")
