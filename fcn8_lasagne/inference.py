@@ -189,7 +189,7 @@ def read_image(path, size=None, notes=None, check_size=True):
     when it is a list). With ``check_size``, an image (after resizing) smaller than the
     networks' minimum input raises ``ValueError`` naming the file.
     """
-    if size is not None:
+    if size is not None and check_size:
         check_input_size(*size, f"--size {size[0]} {size[1]}")
     pixels = read_rgb_image(path, notes=notes)
     if size is not None:

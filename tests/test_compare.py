@@ -421,7 +421,7 @@ def test_dump_script_feeds_the_same_input_as_the_project(tmp_path, rng):
     script = _load_dump_script()
     pixels = rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)
     save_png(pixels, tmp_path / "frame.png")
-    for size in (None, (24, 32)):
+    for size in (None, (28, 36)):
         batch = script.read_input(str(tmp_path / "frame.png"), size)
         expected = read_image(str(tmp_path / "frame.png"), size)[None]
         assert batch.dtype == np.float32
