@@ -635,7 +635,7 @@ only_return_final, **kwargs
     not ``unroll_scan``, the recurrence is one
     :class:`~fcn8_lasagne.ops.recurrent.LSTMSequence` op (a NumPy/BLAS time loop with its
     own back-propagation through time; ``jax.lax.scan`` under JAX) instead of
-    ``pytensor.scan``: the same values and gradients, ~10x faster in the C backend, but no
+    ``pytensor.scan``: the same values and gradients, ~4-5x faster in the C backend, but no
     second derivative. Set :data:`USE_FUSED_OPS` to False to keep the scan graph.
     """
 
