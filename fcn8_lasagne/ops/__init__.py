@@ -2,8 +2,8 @@
 
 PyTensor dropped convolution and pooling; these ops bring them back with Theano's names,
 arguments and numerics: a BLAS-based CPU implementation, shape inference, gradients made of
-ops of this family, and a JAX dispatch so the same graph compiles with ``mode="JAX"``.
-All tensors are NCHW.
+ops of the same family, and a JAX translation (:mod:`._jax`) so the same graph compiles with
+``mode="JAX"``. Images are channels-first: (batch, channels, *spatial).
 """
 
 from .shapes import conv_input_length, conv_output_length, normalize_pad, pool_output_length
@@ -13,6 +13,8 @@ from .conv import (conv1d, conv1d_grad_wrt_inputs, conv1d_grad_wrt_weights, conv
 from .pool import pool_2d, pool_3d
 from .resize import bilinear_resize, bilinear_upsampling
 from .reduce import axis_sum
+from .recurrent import lstm_sequence
+from .upscale import upscale
 from . import elemwise  # noqa: F401  (registers the threaded elementwise CPU rewrite)
 from ._winograd import get_winograd, set_winograd
 from ._backend import load_jax_translations
@@ -35,6 +37,8 @@ __all__ = [
     "bilinear_resize",
     "bilinear_upsampling",
     "axis_sum",
+    "lstm_sequence",
+    "upscale",
     "conv_output_length",
     "conv_input_length",
     "pool_output_length",
