@@ -291,6 +291,48 @@ def _update_pairs(updates):
     return list(updates.items()) if hasattr(updates, "items") else list(updates)
 
 
+def _merge_aliased_shared(outputs, updates):
+    """``outputs`` and ``updates`` with every shared variable that shares its storage with
+    another one of the graph replaced by that one.
+
+    Lasagne's ``BatchNormLayer`` updates its running averages through clones of ``mean``
+    and ``inv_std`` that share their containers (``theano.clone(share_inputs=False)``).
+    PyTensor does not know that two such variables alias: the C backend then updated the
+    buffer in place before the deterministic output read it, and JAX cannot be handed one
+    buffer twice when it is donated. With one variable per storage (the clones' default
+    updates made explicit) every output reads the values from before the call, as Theano's
+    functions did.
+    """
+    single = isinstance(outputs, Variable)
+    output_list = [] if outputs is None else ([outputs] if single else list(outputs))
+    pairs = _update_pairs(updates)
+    shared = collect_shared_vars(output_list + [value for _, value in pairs])
+    # the representative of a storage: a variable without a default update where possible
+    shared.sort(key=lambda variable: getattr(variable, "default_update", None) is not None)
+    representative, aliases = {}, {}
+    for variable in shared:
+        first = representative.setdefault(id(variable.container), variable)
+        if first is not variable:
+            aliases[variable] = first
+    if not aliases:
+        return outputs, updates
+    updated = {variable for variable, _ in pairs}
+    pairs += [(alias, alias.default_update) for alias in aliases
+              if getattr(alias, "default_update", None) is not None and alias not in updated]
+    cloned = clone_replace(output_list + [value for _, value in pairs], replace=aliases)
+    new_pairs = [(aliases.get(variable, variable), value)
+                 for (variable, _), value in zip(pairs, cloned[len(output_list):])]
+    targets = [variable for variable, _ in new_pairs]
+    twice = {variable.name or str(variable) for variable in targets if targets.count(variable) > 1}
+    if twice:
+        raise ValueError(f"two updates of the same storage ({', '.join(sorted(twice))}): "
+                         "shared variables that share a container are updated twice")
+    new_outputs = cloned[:len(output_list)]
+    result = new_outputs[0] if single else (None if outputs is None else new_outputs)
+    return result, new_pairs
+
+
+
 class ShapeSpecializedFunction:
     """A function compiled once per distinct shape of its inputs (for JAX).
 
@@ -622,6 +664,7 @@ def function(inputs, outputs=None, updates=None, device="cpu", mode=None, precis
         raise ValueError("batch_inputs= applies only with devices=")
     if mode is None:
         mode = mode_for_device(device)
+    outputs, updates = _merge_aliased_shared(outputs, updates)
     if mode == "JAX":
         precision = _default_precision if precision is None else precision
         if devices is not None:

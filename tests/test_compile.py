@@ -223,3 +223,38 @@ def test_saved_state_after_a_jax_step_is_numpy():
     assert len(values) == 3  # m, v and the step counter
     assert all(type(value) is np.ndarray for value in values)
     np.testing.assert_allclose(values[-1], 1.0)
+
+
+def test_batch_norm_training_and_deterministic_outputs_in_one_jax_function():
+    # Lasagne's BatchNormLayer updates its running averages through clones of mean and
+    # inv_std that share their storage. Both outputs must read the averages from before the
+    # call (the C backend updated them in place first), and JAX must not be handed one
+    # buffer twice ("Attempt to use a buffer that was previously donated").
+    from fcn8_lasagne import layers
+
+    x = pt.tensor4("x")
+    net = layers.batch_norm(layers.Conv2DLayer(layers.InputLayer((None, 2, 5, 5), x), 3, 3,
+                                               pad=1))
+    outputs = [layers.get_output(net), layers.get_output(net, deterministic=True)]
+    params = layers.get_all_params(net)
+    start = [p.get_value() for p in params]
+    images = np.random.default_rng(0).random((2, 2, 5, 5)).astype(pytensor.config.floatX)
+
+    def run(device):
+        for param, value in zip(params, start):
+            param.set_value(value.copy())
+        step = function([x], outputs, device=device)
+        return [[np.asarray(out) for out in step(images)] for _ in range(3)]
+
+    c_calls = run("cpu")
+    for device in ("cpu", "jax"):
+        for param, value in zip(params, start):
+            param.set_value(value.copy())
+        deterministic_only = function([x], outputs[1], device=device)(images)
+        np.testing.assert_allclose(c_calls[0][1], np.asarray(deterministic_only),
+                                   rtol=1e-5, atol=1e-6)
+    for calls_c, calls_jax in zip(c_calls, run("jax")):
+        for c_out, jax_out in zip(calls_c, calls_jax):
+            np.testing.assert_allclose(jax_out, c_out, rtol=1e-5, atol=1e-5)
+    # the deterministic output moves with the running averages the training output updates
+    assert not np.allclose(c_calls[0][1], c_calls[2][1])
