@@ -146,6 +146,21 @@ def _check_size_bound(size, flag):
                          f"{size[0]}x{size[1]}")
 
 
+ON_ERROR = ("fail", "skip")
+
+
+def _add_streaming(parser, what, skipped, when=""):
+    parser.add_argument("--on-error", choices=ON_ERROR, default="fail",
+                        help=f"{what} that cannot be used (unreadable or truncated file, "
+                             f"below the 26x26 minimum, not 8-bit): 'fail' (default) stops "
+                             f"with one line naming it{when}; 'skip' names it in one line "
+                             f"on stderr and it is {skipped}. Any skip makes the exit status "
+                             f"1 (with a summary line), so that a script cannot take partial "
+                             f"results for complete ones; 0 means none was skipped")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (it is shown only when stderr is a terminal)")
+
+
 def _add_dataset(parser):
     parser.add_argument("--dataset", default="synthetic",
                         help="polyps912 | camvid | folder | synthetic (default)")
@@ -209,6 +224,8 @@ def build_parser():
     evaluate.add_argument("--model", choices=MODELS, default="fcn8")
     _add_dataset(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _add_streaming(evaluate, "an image or label map (or a pair of two sizes)",
+                   "left out of the confusion matrix")
     _add_allow_nonfinite(evaluate)
     _add_device(evaluate)
 
@@ -217,6 +234,13 @@ def build_parser():
     predict.add_argument("images", nargs="+", help="image files or folders")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--model", choices=MODELS, default="fcn8")
+    predict.add_argument("--window", type=int, default=4, metavar="N",
+                         help="images held in memory at a time (default 4): read, predicted "
+                              "(those of one size in one batch) and written before the next "
+                              "N are read, so memory does not grow with the image count")
+    _add_streaming(predict, "an image", "skipped (no outputs written for it)",
+                   " (every image is read once before the network is built, so a bad "
+                   "file stops the run before any output is written)")
     _add_allow_nonfinite(predict)
     _add_device(predict)
 
@@ -338,8 +362,15 @@ def _evaluate(args):
     check_n_classes(args.weights, dataset.class_names, f"dataset {dataset.name}", args.model)
     net, input_var = load_model(args.weights, args.model,
                                 allow_nonfinite=args.allow_nonfinite)
+    skipped = []
+
+    def skip(message):
+        skipped.append(None)
+        print(f"fcn8 evaluate: {message}", file=sys.stderr)
+
     confusion = evaluate(predict_function(net, input_var, args.device), dataset,
-                         progress=not args.json)
+                         progress=not (args.json or args.no_progress),
+                         on_error=args.on_error, on_skip=skip)
     names = list(dataset.class_names)
     report = {
         "weights": args.weights, "dataset": dataset.name, "split": args.split,
@@ -349,10 +380,16 @@ def _evaluate(args):
         "mean_class_accuracy": float(confusion.mean_class_accuracy()),
         "frequency_weighted_iou": float(confusion.frequency_weighted_iou()),
         "confusion_matrix": confusion.matrix.astype(int).tolist(),
+        "skipped": len(skipped),
     }
+    status = 0
+    if skipped:
+        print(f"fcn8 evaluate: {len(skipped)} of {len(dataset)} pairs skipped (named above); "
+              f"the scores are over the other {len(dataset) - len(skipped)}", file=sys.stderr)
+        status = 1
     if args.json:
         print(json.dumps(report, indent=2))
-        return 0
+        return status
     print(f"{'class':<16}{'IoU':>8}")
     for name, iou in zip(names, report["per_class_iou"]):
         print(f"{name:<16}{'nan' if iou is None else f'{iou:.4f}':>8}")
@@ -363,28 +400,11 @@ def _evaluate(args):
     print(" " * width + "".join(f"{n[:10]:>11}" for n in names))
     for name, row in zip(names, report["confusion_matrix"]):
         print(f"{name:<{width}}" + "".join(f"{v:>11}" for v in row))
-    return 0
+    return status
 
 
 def _floats(values):
     return [None if v != v else float(v) for v in values]
-
-
-def _image_files(paths):
-    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-    files = []
-    for path in paths:
-        if os.path.isdir(path):
-            files += sorted(os.path.join(path, f) for f in os.listdir(path)
-                            if os.path.splitext(f)[1].lower() in suffixes)
-        elif os.path.exists(path):
-            files.append(path)
-        else:
-            raise ValueError(f"IMAGES: no such file or folder: {path}")
-    if not files:
-        raise ValueError(f"IMAGES: no images ({', '.join(sorted(suffixes))}) found in "
-                         f"{', '.join(paths)}")
-    return files
 
 
 def _same_file(a, b):
@@ -393,49 +413,100 @@ def _same_file(a, b):
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _check_predict_outputs(files, out, weights):
-    """Refuse inputs whose outputs would overwrite each other or an input file."""
+def _file_id(path):
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _check_predict_outputs(files, out, weights, images):
+    """Refuse inputs whose outputs would overwrite each other or an input file.
+
+    ``files`` is iterated once (it may be a generator); names are kept (one per image),
+    not images. Returns the image count.
+    """
+    from .inference import IMAGE_SUFFIXES
+
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"--out {out} is a file, not a folder")
-    stems = {}
+    first, colliding, inputs, count = {}, {}, {}, 0
     for path in files:
-        stems.setdefault(os.path.splitext(os.path.basename(path))[0], []).append(path)
-    colliding = {stem: paths for stem, paths in stems.items() if len(paths) > 1}
+        count += 1
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in first:
+            colliding.setdefault(stem, [first[stem]]).append(path)
+        else:
+            first[stem] = path
+        inputs.setdefault(_file_id(path), path)
+    if not count:
+        raise ValueError(f"IMAGES: no images ({', '.join(IMAGE_SUFFIXES)}) found in "
+                         f"{', '.join(images)}")
     if colliding:
         raise ValueError(
             "images with the same name would write the same output files in --out: "
             + "; ".join(f"{stem}_labels.png/{stem}_overlay.png from {', '.join(paths)}"
                         for stem, paths in colliding.items())
             + " (predict them into separate --out folders)")
-    for stem in stems:
+    inputs.pop(None, None)
+    weights_id = _file_id(weights)
+    if weights_id is not None:
+        inputs.setdefault(weights_id, weights)
+    for stem in first:
         for suffix in ("labels", "overlay"):
             target = os.path.join(out, f"{stem}_{suffix}.png")
-            for source in [*files, weights]:
-                if _same_file(target, source):
-                    raise ValueError(f"output {target} would overwrite the input {source}")
+            source = inputs.get(_file_id(target))
+            if source is None and _same_file(target, weights):
+                source = weights
+            if source is not None:
+                raise ValueError(f"output {target} would overwrite the input {source}")
+    return count
 
 
 def _predict(args):
-    from .inference import (load_model, overlay, predict_function, predict_labels, read_image,
-                            save_png)
+    from .inference import (iter_image_files, load_model, predict_function, predict_images,
+                            read_image)
 
-    files = _image_files(args.images)
-    _check_predict_outputs(files, args.out, args.weights)
-    notes = []
-    images = [read_image(path, notes=notes) for path in files]  # all checked before compiling
-    for note in notes:
-        print(f"fcn8 predict: note: {note}", file=sys.stderr)
+    if args.window < 1:
+        raise ValueError(f"--window must be a positive image count, got {args.window}")
+    count = _check_predict_outputs(iter_image_files(args.images), args.out, args.weights,
+                                   args.images)
+    progress = not args.no_progress
+
+    def skip(message):
+        print(f"fcn8 predict: {message}", file=sys.stderr)
+
+    # Every image is read once (and dropped) before the network is built, so that a bad
+    # file fails in a second, before any output is written; names only are kept.
+    bad = set()
+    from tqdm import tqdm
+
+    for path in tqdm(iter_image_files(args.images), desc="check", total=count, unit="image",
+                     disable=None if progress else True):
+        notes = []
+        try:
+            read_image(path, notes=notes)
+        except (ValueError, OSError) as error:
+            if args.on_error == "fail":
+                raise
+            bad.add(path)
+            skip(f"skipped {path}: {error}")
+        for note in notes:
+            print(f"fcn8 predict: note: {note}", file=sys.stderr)
     net, input_var = load_model(args.weights, args.model,
                                 allow_nonfinite=args.allow_nonfinite)
     n_classes = net["upsample"].num_filters
     predict = predict_function(net, input_var, args.device)
-    for path, image in zip(files, images):
-        labels, _ = predict_labels(predict, image)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        save_png(labels.astype(np.uint8), os.path.join(args.out, f"{stem}_labels.png"))
-        save_png(overlay(image, labels, n_classes), os.path.join(args.out, f"{stem}_overlay.png"))
-        counts = np.bincount(labels.ravel(), minlength=n_classes)
-        print(f"{path}: {labels.shape[0]}x{labels.shape[1]}, pixels per class {counts.tolist()}")
+    written, skipped = predict_images(
+        predict, (path for path in iter_image_files(args.images) if path not in bad),
+        args.out, n_classes, window=args.window, on_error=args.on_error, on_skip=skip,
+        log=print, progress=progress, total=count - len(bad))
+    skipped += len(bad)
+    if skipped:
+        print(f"fcn8 predict: {skipped} of {count} images skipped (named above); the "
+              f"outputs of the other {written} are in {args.out}", file=sys.stderr)
+        return 1
     return 0
 
 

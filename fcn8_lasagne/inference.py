@@ -5,6 +5,7 @@ A weight file is checked before any network is built: its array count against th
 ``allow_nonfinite``), so a wrong file fails in a second with a message naming it.
 """
 
+import functools
 import os
 
 import numpy as np
@@ -27,6 +28,9 @@ __all__ = [
     "predict_function",
     "predict_labels",
     "evaluate",
+    "IMAGE_SUFFIXES",
+    "iter_image_files",
+    "predict_images",
     "activation_function",
     "dump_activations",
     "label_colors",
@@ -137,16 +141,193 @@ def predict_labels(predict, image):
     return probabilities.argmax(axis=0).astype(np.int32), probabilities
 
 
-def evaluate(predict, dataset, progress=False):
-    """Confusion matrix of ``predict`` over every image of ``dataset``."""
+#: What :func:`predict_images` and :func:`evaluate` do with an image that cannot be used.
+ON_ERROR = ("fail", "skip")
+
+#: The errors that reading or checking one image raises (unreadable, truncated, too small,
+#: a mode that is not 8-bit, a label map that does not match): the ones ``on_error='skip'``
+#: skips. Anything else (a full disk, an interrupt) always stops the loop.
+_IMAGE_ERRORS = (ValueError, OSError)
+
+
+def _check_on_error(on_error):
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
+def _progress_bar(iterable, progress, desc, total=None):
+    """A tqdm bar over ``iterable``: ``progress`` True (shown when stderr is a terminal),
+    False (never shown)."""
     from tqdm import tqdm
 
+    return tqdm(iterable, desc=desc, total=total, disable=None if progress else True,
+                unit="image")
+
+
+def evaluate(predict, dataset, progress=False, on_error="fail", on_skip=None):
+    """Confusion matrix of ``predict`` over every image of ``dataset``, one image at a time.
+
+    The dataset reads its pairs on demand (:class:`fcn8_lasagne.data.SegmentationDataset`),
+    so one image and its label map are in memory at a time, whatever the split's size.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(X) -> probabilities (B, C, H, W)`` (:func:`predict_function`).
+    dataset : SegmentationDataset
+    progress : bool
+        Show a tqdm bar when stderr is a terminal.
+    on_error : {'fail', 'skip'}
+        What a pair that cannot be read or is below the networks' minimum input does:
+        raise (``ValueError`` / ``OSError`` naming the file), or be left out of the matrix,
+        with ``on_skip(message)`` called.
+    on_skip : callable, optional
+        Called with one line naming the file and the reason for every skipped pair.
+
+    Returns
+    -------
+    ConfusionMatrix
+    """
+    _check_on_error(on_error)
     confusion = ConfusionMatrix(dataset.n_classes, void_label=dataset.void_label)
-    for index in tqdm(range(len(dataset)), disable=not progress, desc="evaluate"):
-        image, label = dataset[index]
+    paths = getattr(dataset, "image_paths", None)
+    for index in _progress_bar(range(len(dataset)), progress, "evaluate", len(dataset)):
+        name = os.fspath(paths[index]) if paths is not None else f"image {index}"
+        try:
+            image, label = dataset[index]
+            check_input_size(image.shape[1], image.shape[2], f"image {name}")
+        except _IMAGE_ERRORS as error:
+            if on_error == "fail":
+                raise
+            if on_skip is not None:
+                on_skip(f"skipped {name}: {error}")
+            continue
         predicted, _ = predict_labels(predict, image)
         confusion.update(predicted, label)
     return confusion
+
+
+#: The file names :func:`iter_image_files` takes from a folder (case-insensitive).
+IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
+
+
+def iter_image_files(paths, suffixes=IMAGE_SUFFIXES):
+    """Yield the image files named by ``paths``, lazily.
+
+    A file is yielded as given; a folder is listed only when the iteration reaches it, and
+    its files with one of ``suffixes`` are yielded in sorted order (its names, not its
+    images, are held while it is yielded). A path that does not exist raises
+    ``ValueError`` when it is reached.
+    """
+    suffixes = {suffix.lower() for suffix in suffixes}
+    for path in paths:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            names = sorted(entry.name for entry in os.scandir(path)
+                           if os.path.splitext(entry.name)[1].lower() in suffixes)
+            for name in names:
+                yield os.path.join(path, name)
+        elif os.path.exists(path):
+            yield path
+        else:
+            raise ValueError(f"IMAGES: no such file or folder: {path}")
+
+
+def _output_paths(path, out):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return (os.path.join(out, f"{stem}_labels.png"), os.path.join(out, f"{stem}_overlay.png"))
+
+
+def predict_images(predict, paths, out, n_classes, window=4, on_error="fail", on_skip=None,
+                   log=None, progress=False, total=None, size=None):
+    """Read, predict and write the label PNG and overlay of each image, streaming.
+
+    At most ``window`` images are in memory at a time: they are read, the ones of equal
+    size are predicted in one batch, their ``<stem>_labels.png`` and ``<stem>_overlay.png``
+    are written to ``out`` (atomically, :func:`save_png`), and the next window is read.
+    ``paths`` may be a generator (:func:`iter_image_files`); it is consumed once.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(X) -> probabilities (B, C, H, W)`` (:func:`predict_function`).
+    paths : iterable of str
+    out : str
+        Output folder (made when missing).
+    n_classes : int
+    window : int, default 4
+        Images held (and batched) at a time.
+    on_error : {'fail', 'skip'}
+        What an image that cannot be read (unreadable, truncated, below the networks'
+        minimum input, not 8-bit) does: raise ``ValueError`` / ``OSError`` naming it (the
+        outputs of the images before it are written, none after), or be skipped with
+        ``on_skip(message)`` called. Errors writing the outputs always raise.
+    on_skip : callable, optional
+        Called with one line naming the file and the reason for every skipped image.
+    log : callable, optional
+        Called with one line per image written (its size and pixels per class).
+    progress : bool
+        Show a tqdm bar when stderr is a terminal.
+    total : int, optional
+        The image count, for the bar.
+    size : (int, int), optional
+        Resize every image to (H, W) (:func:`read_image`).
+
+    Returns
+    -------
+    written, skipped : int
+        Images predicted and images skipped.
+    """
+    _check_on_error(on_error)
+    if int(window) < 1:
+        raise ValueError(f"window must be a positive image count, got {window}")
+    window = int(window)
+    written = skipped = 0
+    held = []
+    bar = _progress_bar(paths, progress, "predict", total)
+    try:
+        for path in bar:
+            try:
+                held.append((path, read_image(path, size)))
+            except _IMAGE_ERRORS as error:
+                if on_error == "fail":  # the images read before it are written first
+                    written += _predict_window(predict, held, out, n_classes, log)
+                    held = []
+                    raise
+                skipped += 1
+                if on_skip is not None:
+                    on_skip(f"skipped {path}: {error}")
+            if len(held) == window:
+                written += _predict_window(predict, held, out, n_classes, log)
+                held = []
+        if held:
+            written += _predict_window(predict, held, out, n_classes, log)
+    finally:
+        bar.close()
+    return written, skipped
+
+
+def _predict_window(predict, held, out, n_classes, log):
+    """Predict the (path, image) pairs of one window (a batch per image size), write them."""
+    by_shape = {}
+    for path, image in held:
+        by_shape.setdefault(image.shape, []).append((path, image))
+    labels_of = {}
+    for group in by_shape.values():
+        batch = np.stack([image for _, image in group]).astype(np.float32, copy=False)
+        labels = predict(batch).argmax(axis=1).astype(np.int32)
+        for (path, _), label in zip(group, labels):
+            labels_of[path] = label
+    for path, image in held:  # written in the order read
+        labels = labels_of[path]
+        labels_png, overlay_png = _output_paths(path, out)
+        save_png(labels.astype(np.uint8), labels_png)
+        save_png(overlay(image, labels, n_classes), overlay_png)
+        if log is not None:
+            counts = np.bincount(labels.ravel(), minlength=n_classes)
+            log(f"{path}: {labels.shape[0]}x{labels.shape[1]}, pixels per class "
+                f"{counts.tolist()}")
+    return len(held)
 
 
 def activation_function(net, input_var, layers=None, device="cpu"):
@@ -204,6 +385,11 @@ def read_image(path, size=None, notes=None, check_size=True):
 
 def label_colors(n_classes):
     """A distinct RGB colour per class (uint8, (n_classes, 3)); class 0 is black."""
+    return _label_colors(int(n_classes)).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _label_colors(n_classes):
     import matplotlib
 
     cmap = matplotlib.colormaps["tab10" if n_classes <= 10 else "tab20"]
@@ -215,7 +401,7 @@ def label_colors(n_classes):
 def overlay(image, labels, n_classes, alpha=0.5):
     """Blend class colours over a (3, H, W) [0, 1] image; returns uint8 (H, W, 3)."""
     rgb = np.clip(image.transpose(1, 2, 0), 0, 1) * 255
-    colored = label_colors(n_classes)[labels].astype(np.float32)
+    colored = _label_colors(int(n_classes))[labels].astype(np.float32)
     mask = (labels > 0)[..., None]
     blended = np.where(mask, (1 - alpha) * rgb + alpha * colored, rgb)
     return blended.astype(np.uint8)
