@@ -61,12 +61,13 @@ is about twice that of a direct sum (``set_winograd(False)`` turns it off;
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_type
-from pytensor.graph.basic import Apply, Constant, Variable
+from pytensor.graph.basic import Apply, Variable
 from pytensor.graph.op import Op
 
 from . import _conv_cpu
 from ._backend import register_numba_perform
-from ._common import as_float_tensor, common_dtype, infer_shape_arguments, int_tuple, named_errors
+from ._common import (as_float_tensor, common_dtype, infer_shape_arguments, int_tuple,
+                      named_errors, run_time_size, size_input, static_size, symbolic_size)
 from .shapes import (border_pads, conv_input_length, conv_output_length, dilated_filter_size,
                      normalize_border_mode, normalize_pad)
 
@@ -204,40 +205,17 @@ class _ConvBase(Op):
 
     def _as_size_input(self, size):
         """A gradient op's third input: a reference tensor or an integer vector."""
-        variable = pt.as_tensor_variable(size)
-        if variable.type.ndim == self.ndim + 2:
-            return variable
-        if variable.type.ndim != 1 or not variable.type.dtype.startswith(("int", "uint")):
-            raise TypeError(
-                f"{self._name}: the size input must be a {self.ndim + 2}-D reference tensor "
-                f"or an integer vector of {self.ndim} spatial sizes, got {variable.type}")
-        if variable.type.shape[0] not in (None, self.ndim):
-            raise ValueError(f"{self._name}: the size vector must have {self.ndim} entries, "
-                             f"got {variable.type.shape[0]}")
-        if isinstance(variable, Constant):  # stays a constant, which JAX needs
-            return pt.constant(np.asarray(variable.data, dtype="int64"))
-        return pt.cast(variable, "int64")
+        return size_input(size, self.ndim, self._name)
 
-    def _static_size(self, size_input):
+    def _static_size(self, size):
         """Spatial size given by a size input at graph-build time; None where unknown."""
-        if size_input.type.ndim == self.ndim + 2:
-            return tuple(size_input.type.shape[2:])
-        if isinstance(size_input, Constant):
-            return tuple(int(v) for v in size_input.data)
-        return (None,) * self.ndim
+        return static_size(size, self.ndim)
 
     def _run_time_size(self, size_value):
-        if size_value.ndim == self.ndim + 2:
-            return tuple(size_value.shape[2:])
-        if size_value.shape != (self.ndim,):
-            raise ValueError(f"the size vector must have {self.ndim} entries, got shape "
-                             f"{size_value.shape}")
-        return tuple(int(v) for v in size_value)
+        return run_time_size(size_value, self.ndim)
 
-    def _symbolic_size(self, size_input, size_shape):
-        if size_input.type.ndim == self.ndim + 2:
-            return tuple(size_shape[2:])
-        return tuple(size_input[i] for i in range(self.ndim))
+    def _symbolic_size(self, size, size_shape):
+        return symbolic_size(size, size_shape, self.ndim)
 
 
 class Conv(_ConvBase):
