@@ -364,9 +364,11 @@ def _evaluate(args):
                                 allow_nonfinite=args.allow_nonfinite)
     skipped = []
 
-    def skip(message):
+    def skip(message):  # through tqdm, so that a progress bar is not broken
+        from tqdm import tqdm
+
         skipped.append(None)
-        print(f"fcn8 evaluate: {message}", file=sys.stderr)
+        tqdm.write(f"fcn8 evaluate: {message}", file=sys.stderr)
 
     confusion = evaluate(predict_function(net, input_var, args.device), dataset,
                          progress=not (args.json or args.no_progress),
@@ -465,6 +467,8 @@ def _check_predict_outputs(files, out, weights, images):
 
 
 def _predict(args):
+    from tqdm import tqdm
+
     from .inference import (iter_image_files, load_model, predict_function, predict_images,
                             read_image)
 
@@ -474,14 +478,12 @@ def _predict(args):
                                    args.images)
     progress = not args.no_progress
 
-    def skip(message):
-        print(f"fcn8 predict: {message}", file=sys.stderr)
+    def skip(message):  # through tqdm, so that a progress bar is not broken
+        tqdm.write(f"fcn8 predict: {message}", file=sys.stderr)
 
     # Every image is read once (and dropped) before the network is built, so that a bad
     # file fails in a second, before any output is written; names only are kept.
     bad = set()
-    from tqdm import tqdm
-
     for path in tqdm(iter_image_files(args.images), desc="check", total=count, unit="image",
                      disable=None if progress else True):
         notes = []
@@ -493,7 +495,7 @@ def _predict(args):
             bad.add(path)
             skip(f"skipped {path}: {error}")
         for note in notes:
-            print(f"fcn8 predict: note: {note}", file=sys.stderr)
+            tqdm.write(f"fcn8 predict: note: {note}", file=sys.stderr)
     net, input_var = load_model(args.weights, args.model,
                                 allow_nonfinite=args.allow_nonfinite)
     n_classes = net["upsample"].num_filters
@@ -501,7 +503,7 @@ def _predict(args):
     written, skipped = predict_images(
         predict, (path for path in iter_image_files(args.images) if path not in bad),
         args.out, n_classes, window=args.window, on_error=args.on_error, on_skip=skip,
-        log=print, progress=progress, total=count - len(bad))
+        log=tqdm.write, progress=progress, total=count - len(bad))
     skipped += len(bad)
     if skipped:
         print(f"fcn8 predict: {skipped} of {count} images skipped (named above); the "

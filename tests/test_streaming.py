@@ -7,7 +7,9 @@ where the red channel is below one half), which is the reference the written PNG
 checked against. One test runs the real FCN-8 on a few images.
 """
 
+import io
 import json
+import sys
 import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
@@ -139,6 +141,30 @@ def test_window_must_be_positive(tmp_path, stub_network, capsys):
     assert main(["predict", "w.npz", str(tmp_path / "in"), "--out", str(tmp_path / "o"),
                  "--window", "0"]) == 2
     assert "--window must be a positive image count, got 0" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_progress_bar_on_a_terminal_unless_no_progress(tmp_path, stub_network, monkeypatch,
+                                                         command):
+    if command == "predict":
+        _write_images(tmp_path / "in", 3)
+        argv = ["predict", "w.npz", str(tmp_path / "in"), "--out", str(tmp_path / "out")]
+    else:
+        _, flags = _folder_split(tmp_path / "data", 3)
+        argv = ["evaluate", "w.npz", *flags]
+    for extra, shown in (([], True), (["--no-progress"], False)):
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        monkeypatch.setattr(sys, "stdout", io.StringIO())
+        assert main(argv + extra) == 0
+        bar = terminal.getvalue()
+        assert (f"{command}: 100%" in bar and "3/3" in bar) == shown, bar
+        assert ("image/s" in bar) == shown
 
 
 # 2. memory does not grow with the image count ----------------------------------------------
