@@ -423,42 +423,49 @@ def _file_id(path):
     return info.st_dev, info.st_ino
 
 
-def _check_predict_outputs(files, out, weights, images):
+def _check_predict_outputs(images, out, weights):
     """Refuse inputs whose outputs would overwrite each other or an input file.
 
-    ``files`` is iterated once (it may be a generator); names are kept (one per image),
-    not images. Returns the image count.
+    The image files are listed lazily (:func:`~fcn8_lasagne.inference.iter_image_files`);
+    a stem and a file identity are kept per image (not its path, nor its pixels), and the
+    files are listed again only to name the culprits of an error. Returns the image count.
     """
-    from .inference import IMAGE_SUFFIXES
+    from .inference import IMAGE_SUFFIXES, iter_image_files
+
+    def stem_of(path):
+        return os.path.splitext(os.path.basename(path))[0]
 
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"--out {out} is a file, not a folder")
-    first, colliding, inputs, count = {}, {}, {}, 0
-    for path in files:
+    stems, colliding, identities, count = set(), set(), set(), 0
+    for path in iter_image_files(images):
         count += 1
-        stem = os.path.splitext(os.path.basename(path))[0]
-        if stem in first:
-            colliding.setdefault(stem, [first[stem]]).append(path)
-        else:
-            first[stem] = path
-        inputs.setdefault(_file_id(path), path)
+        stem = stem_of(path)
+        (colliding if stem in stems else stems).add(stem)
+        identity = _file_id(path)
+        if identity is not None:
+            identities.add(hash(identity))
     if not count:
         raise ValueError(f"IMAGES: no images ({', '.join(IMAGE_SUFFIXES)}) found in "
                          f"{', '.join(images)}")
     if colliding:
+        named = {}
+        for path in iter_image_files(images):
+            if stem_of(path) in colliding:
+                named.setdefault(stem_of(path), []).append(path)
         raise ValueError(
             "images with the same name would write the same output files in --out: "
             + "; ".join(f"{stem}_labels.png/{stem}_overlay.png from {', '.join(paths)}"
-                        for stem, paths in colliding.items())
+                        for stem, paths in named.items())
             + " (predict them into separate --out folders)")
-    inputs.pop(None, None)
-    weights_id = _file_id(weights)
-    if weights_id is not None:
-        inputs.setdefault(weights_id, weights)
-    for stem in first:
+    for stem in sorted(stems):
         for suffix in ("labels", "overlay"):
             target = os.path.join(out, f"{stem}_{suffix}.png")
-            source = inputs.get(_file_id(target))
+            identity = _file_id(target)
+            source = None
+            if identity is not None and hash(identity) in identities:
+                source = next((path for path in iter_image_files(images)
+                               if _file_id(path) == identity), None)
             if source is None and _same_file(target, weights):
                 source = weights
             if source is not None:
@@ -474,8 +481,7 @@ def _predict(args):
 
     if args.window < 1:
         raise ValueError(f"--window must be a positive image count, got {args.window}")
-    count = _check_predict_outputs(iter_image_files(args.images), args.out, args.weights,
-                                   args.images)
+    count = _check_predict_outputs(args.images, args.out, args.weights)
     progress = not args.no_progress
 
     def skip(message):  # through tqdm, so that a progress bar is not broken

@@ -9,6 +9,7 @@ checked against. One test runs the real FCN-8 on a few images.
 
 import io
 import json
+import os
 import sys
 import tracemalloc
 from pathlib import Path
@@ -391,3 +392,23 @@ def test_fcn8_streaming_matches_one_image_at_a_time(tmp_path):
         expected, _ = inference.predict_labels(predict, inference.read_image(path))
         np.testing.assert_array_equal(
             np.asarray(Image.open(tmp_path / "out" / f"{path.stem}_labels.png")), expected)
+
+
+def test_outputs_may_not_overwrite_the_weights_or_an_image_of_a_folder(tmp_path, capsys):
+    """The lazy output check (a stem and a file identity kept per image) still names the
+    input an output would replace: the weight file, or an image listed from a folder."""
+    _write_images(tmp_path / "in", 2)
+    weights = tmp_path / "in" / "img00001_overlay.npz"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "img00000_labels.png").symlink_to(tmp_path / "in" / "img00001.png")
+    code = main(["predict", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert (f"output {tmp_path / 'out' / 'img00000_labels.png'} would overwrite the input "
+            f"{tmp_path / 'in' / 'img00001.png'}") in err
+    weights.write_bytes(b"weights")
+    (tmp_path / "out" / "img00000_labels.png").unlink()
+    os.link(weights, tmp_path / "out" / "img00001_overlay.png")
+    code = main(["predict", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"would overwrite the input {weights}" in err
