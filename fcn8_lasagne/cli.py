@@ -218,6 +218,25 @@ def build_parser():
     train.add_argument("--no-progress", action="store_true")
     _add_allow_nonfinite(train)
     _add_device(train)
+    train.add_argument("--devices", type=_device_count, default=None, metavar="N",
+                       help="train data-parallel on N devices of --device jax/gpu, or 'all' "
+                            "(not in the original): each batch is split over the devices, "
+                            "so every -batch_size (and each split's last batch) must be a "
+                            "multiple of N; validation and the test run on the same "
+                            "devices. Not part of the saved state: --resume may use another "
+                            "N. On the CPU, XLA_FLAGS=--xla_force_host_platform_device_count"
+                            "=N simulates N devices")
+    train.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="multi-process (multi-host) run: the address of process 0; "
+                            "start the same command in every process with "
+                            "--num-processes P and its own --process-id I. Each process "
+                            "feeds its consecutive share of every batch to the devices "
+                            "(--devices, default all of every process's devices); only "
+                            "process 0 prints and writes files in --savepath (--resume "
+                            "needs that --savepath readable by every process). Needs a "
+                            "seed (--seed; the synthetic data's default is 1)")
+    train.add_argument("--num-processes", type=int, default=None, metavar="P")
+    train.add_argument("--process-id", type=int, default=None, metavar="I")
 
     evaluate = commands.add_parser("evaluate", help="per-class IoU of weights on a split")
     evaluate.add_argument("weights")
@@ -296,6 +315,19 @@ def _inspect(args):
     print(format_layer_table(layer_table(net, shape)))
 
 
+def _device_count(text):
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got "
+                                         f"{text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value}")
+    return value
+
+
 def _train_config(args):
     from .training import SYNTHETIC_DEFAULTS, TUTORIAL_DEFAULTS, TrainingConfig
 
@@ -316,7 +348,29 @@ def _train_config(args):
         overwrite=args.overwrite,
         seed=settings["seed"], model=args.model, device=args.device,
         init_weights=args.init_weights, deconv_init=args.deconv_init, dataset_options=options,
-        allow_nonfinite=args.allow_nonfinite)
+        allow_nonfinite=args.allow_nonfinite, devices=args.devices)
+
+
+def _start_processes(args, config):
+    """Join a multi-process run (--coordinator, --num-processes, --process-id) before
+    anything is compiled; without --devices it spans every process's devices."""
+    flags = (args.coordinator, args.num_processes, args.process_id)
+    if all(flag is None for flag in flags):
+        return config
+    if any(flag is None for flag in flags):
+        raise ValueError("a multi-process run needs all of --coordinator HOST:PORT, "
+                         "--num-processes P and --process-id I")
+    if config.device == "cpu":
+        raise ValueError("--coordinator (a multi-process run) needs --device jax or gpu")
+    if config.seed is None:
+        raise ValueError("a multi-process run needs --seed: every process must draw the "
+                         "same initial weights, shuffles and augmentations")
+    from .compile import initialize_distributed
+
+    initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    if config.devices is None:
+        config.devices = "all"
+    return config
 
 
 def _train(args):
@@ -327,6 +381,7 @@ def _train(args):
         raise ValueError(f"-dataset {config.dataset} needs --data-dir (the dataset's root "
                          "folder)")
     check_settings(config)  # hyper-parameters, seed, augmentation, savepath: before any note
+    config = _start_processes(args, config)
     if config.device == "cpu":
         from .ops import coretype_advice
 

@@ -10,6 +10,10 @@ weight files it records), a refusal to start over an existing run unless ``overw
 three splits read and checked before compiling, a clean stop on Ctrl-C (never in the middle of
 an epoch's saves), a stop on a non-finite loss, a warning and a test of the last weights when
 validation Jaccard is NaN, and atomic saves, ``training_state.npz`` written last. Deliberate differences are listed in ``docs/faithfulness.md``.
+
+Also not in the original: data-parallel training (``TrainingConfig.devices``: the batches
+split over several JAX devices, and over several processes after
+:func:`fcn8_lasagne.compile.initialize_distributed`, where only process 0 prints and writes).
 """
 
 import hashlib
@@ -129,6 +133,15 @@ class TrainingConfig:
         Extra keyword arguments of the dataset reader.
     allow_nonfinite : bool
         Accept NaN or infinite values in ``init_weights`` (by default an error).
+    devices : int, 'all' or None
+        Train data-parallel on this many devices of ``device`` ('jax' or 'gpu'; ``None``,
+        the default, is one device). Every batch size (train, valid, test), and the last,
+        smaller batch of each split, must be a multiple of the count: validation and the
+        test run on the same devices. The count is not part of the saved state
+        (``training_state.npz``): a run can resume with another count. In a multi-process
+        run (:func:`fcn8_lasagne.compile.initialize_distributed` called first) each process
+        feeds its own consecutive share of every batch and only process 0 writes files and
+        prints.
     """
 
     dataset: str = "synthetic"
@@ -152,6 +165,7 @@ class TrainingConfig:
     deconv_init: str = "glorot"
     dataset_options: dict = field(default_factory=dict)
     allow_nonfinite: bool = False
+    devices: object = None
 
 
 @dataclass
@@ -166,7 +180,7 @@ class TrainingFunctions:
 
 
 def build_functions(top_layer, input_var, target_var, n_classes, void_labels,
-                    learning_rate=1e-4, weight_decay=0.0, device="cpu"):
+                    learning_rate=1e-4, weight_decay=0.0, device="cpu", devices=None):
     """Compile ``train_fn``, ``val_fn`` and ``predict_fn`` exactly as ``train_fcn8.py`` did.
 
     Parameters
@@ -182,6 +196,11 @@ def build_functions(top_layer, input_var, target_var, n_classes, void_labels,
     weight_decay : float
         Adds ``weight_decay * sum of squares of the regularizable parameters``.
     device : str
+    devices : int, 'all' or None
+        Compile ``train_fn`` and ``val_fn`` data-parallel over this many devices of
+        ``device`` (see :func:`fcn8_lasagne.compile.function`): the images and the
+        flattened labels are split along the batch (at image boundaries), the parameters
+        and Adam's state replicated. ``predict_fn`` stays on one device.
 
     Returns
     -------
@@ -195,26 +214,31 @@ def build_functions(top_layer, input_var, target_var, n_classes, void_labels,
         loss = loss + weight_decay * regularize_network_params(top_layer, l2)
     params = get_all_params(top_layer, trainable=True)
     updates = adam(loss, params, learning_rate=learning_rate)
+    parallel = {} if devices is None else dict(devices=devices,
+                                               batch_inputs=[input_var, target_var])
     train_fn = compiling.function([input_var, target_var], loss, updates=updates,
-                                  device=device)
+                                  device=device, **parallel)
     test_prediction = get_output(top_layer, deterministic=True)
     test_loss = crossentropy_metric(test_prediction, target_var, void_labels)
     test_acc = accuracy_metric(test_prediction, target_var, void_labels)
     test_jacc = jaccard_metric(test_prediction, target_var, n_classes)
     val_fn = compiling.function([input_var, target_var], [test_loss, test_acc, test_jacc],
-                                device=device)
+                                device=device, **parallel)
     predict_fn = compiling.function([input_var], test_prediction, device=device)
     return TrainingFunctions(train_fn, val_fn, predict_fn, params, updates)
 
 
-def run_validation(val_fn, iterator, n_classes, progress=None):
-    """Mean loss and accuracy over the batches, and the Jaccard totals (2, n_classes)."""
+def run_validation(val_fn, iterator, n_classes, progress=None, share=None):
+    """Mean loss and accuracy over the batches, and the Jaccard totals (2, n_classes).
+
+    ``share(X, Y) -> (X, y)`` gives what ``val_fn`` takes of a batch (default: the whole
+    batch, labels flattened; in a multi-process run, this process's slice)."""
     cost_total = 0.0
     acc_total = 0.0
     jacc_total = np.zeros((2, n_classes))
     n_batches = 0
     for X, Y in iterator:
-        cost, acc, jacc = val_fn(X, Y.reshape(-1))
+        cost, acc, jacc = val_fn(*(share(X, Y) if share else (X, Y.reshape(-1))))
         cost_total += float(cost)
         acc_total += float(acc)
         jacc_total += jacc
@@ -298,6 +322,46 @@ def check_settings(config):
             raise ValueError(f"-batch_size: the {split} batch size must be a positive integer, "
                              f"got {size!r} (in {list(sizes)}: train, valid, test)")
     _augmentation(config, void_label=None)
+    _check_devices(config)
+
+
+def _check_devices(config, count=None):
+    """Reject ``devices`` on the CPU backend and batch sizes not divisible by the count
+    (``count``: the resolved number of devices, else ``config.devices`` if an int)."""
+    devices = config.devices
+    if devices is None:
+        return
+    if config.device == "cpu":
+        raise ValueError(f"--devices {devices} needs --device jax or gpu (the C backend, "
+                         "--device cpu, runs on one CPU)")
+    if count is None:
+        if isinstance(devices, str):
+            if devices != "all":
+                raise ValueError(f"--devices must be a positive integer or 'all', got "
+                                 f"{devices!r}")
+            return
+        if not _is_int(devices) or devices < 1:
+            raise ValueError(f"--devices must be a positive integer or 'all', got "
+                             f"{devices!r}")
+        count = devices
+    for split, size in zip(("train", "valid", "test"), config.batch_size):
+        if size % count:
+            raise ValueError(
+                f"-batch_size: the {split} batch size {size} is not divisible by the {count} "
+                f"devices (remainder {size % count}); each device needs an equal share: "
+                f"choose a multiple of {count}")
+
+
+def _check_last_batches(config, splits, count):
+    """Reject a split whose last, smaller batch does not divide over ``count`` devices."""
+    for name, dataset, size in zip(("train", "valid", "test"), splits, config.batch_size):
+        rest = len(dataset) % size
+        if rest % count:
+            raise ValueError(
+                f"-batch_size: the {name} split's {len(dataset)} images leave a last batch of "
+                f"{rest} (batch size {size}), not divisible by the {count} devices "
+                f"(remainder {rest % count}); choose a batch size that divides "
+                f"{len(dataset)} or a multiple of {count} images")
 
 
 def _image_size_check(dataset, split):
@@ -367,8 +431,12 @@ class _Run:
     refuse a state that does not match them.
     """
 
-    def __init__(self, savepath):
+    def __init__(self, savepath, writer=True):
         self.savepath = savepath
+        # a process other than 0 of a multi-process run writes nothing: it keeps the
+        # weights it would have saved in memory (to test the best ones at the end)
+        self.writer = writer
+        self.memory = {}
         self.err_train, self.err_valid, self.acc_valid, self.jacc_valid = [], [], [], []
         self.patience = 0
         self.best_jacc_val = -np.inf
@@ -383,10 +451,22 @@ class _Run:
 
     def write(self, name, arrays):
         """Write ``arrays`` as ``arr_i`` atomically; return the file's fingerprint."""
-        atomic_savez(self.path(name), *arrays)
+        if self.writer:
+            atomic_savez(self.path(name), *arrays)
+        elif name in (BEST_WEIGHTS, LAST_WEIGHTS):
+            self.memory[name] = list(arrays)
         return _fingerprint(arrays)
 
+    def has(self, name):
+        """Whether the run holds ``name`` (on disk, or in memory for a non-writer)."""
+        return os.path.exists(self.path(name)) if self.writer else name in self.memory
+
+    def read_weights(self, name):
+        return read_npz_values(self.path(name)) if self.writer else self.memory[name]
+
     def save_state(self, functions):
+        if not self.writer:
+            return
         state = get_update_state_values(functions.updates, functions.params)
         atomic_savez(self.path(STATE_FILE), *state,
                      progress=np.array([self.next_epoch, self.patience]),
@@ -432,6 +512,10 @@ class _Run:
         self.err_train, self.err_valid, self.acc_valid, self.jacc_valid = (
             list(row) for row in histories) if histories.size else ([], [], [], [])
         self.fingerprints = fingerprints or {}
+        if not self.writer:  # keeps in step with process 0, which reads them at the end
+            self.memory[LAST_WEIGHTS] = last_values
+            if os.path.exists(self.path(BEST_WEIGHTS)):
+                self.memory[BEST_WEIGHTS] = read_npz_values(self.path(BEST_WEIGHTS))
         set_all_param_values(top_layer, last_values)
         set_update_state_values(functions.updates, functions.params, state)
 
@@ -480,7 +564,11 @@ def train(config, log=print, progress=True):
     from tqdm import tqdm
 
     check_settings(config)
-    run = _Run(config.savepath)
+    writer = compiling.is_writer()
+    if not writer:  # another process of a multi-process run prints and writes
+        log = _silent
+        progress = False
+    run = _Run(config.savepath, writer)
     if config.resume and config.overwrite:
         raise ValueError("--resume and --overwrite contradict each other: --resume continues "
                          f"the run in {config.savepath}, --overwrite replaces it")
@@ -496,7 +584,8 @@ def train(config, log=print, progress=True):
         raise FileExistsError(
             f"{config.savepath} already holds a training run ({', '.join(existing)}); use "
             "--resume to continue it, --overwrite to replace it, or another --savepath")
-    stale = remove_stale_temporaries(config.savepath) if os.path.isdir(config.savepath) else []
+    stale = (remove_stale_temporaries(config.savepath)
+             if writer and os.path.isdir(config.savepath) else [])
     if stale:  # left by a process killed while saving (atomic_write's temporaries)
         log(f"removed {len(stale)} stale temporary file(s) of an interrupted save in "
             f"{config.savepath} ({sum(size for _, size in stale) / 1e6:.1f} MB): "
@@ -517,7 +606,9 @@ def train(config, log=print, progress=True):
                          else _image_size_check(dataset, split))
     n_classes = train_set.n_classes
     _check_early_stop_class(config, n_classes)
-    os.makedirs(config.savepath, exist_ok=True)
+    share = _batch_share(config, (train_set, valid_set, test_set))
+    if writer:
+        os.makedirs(config.savepath, exist_ok=True)
     void_labels = [train_set.void_label]
     nb_in_channels = 3
     train_iter = BatchIterator(train_set, config.batch_size[0], shuffle=True,
@@ -542,17 +633,19 @@ def train(config, log=print, progress=True):
                              f"{config.model} weight file?)") from None
     log("Defining and compiling training functions")
     functions = build_functions(top, input_var, target_var, n_classes, void_labels,
-                                config.learning_rate, config.penal_cst, config.device)
+                                config.learning_rate, config.penal_cst, config.device,
+                                config.devices)
     if config.resume:
         run.restore(functions, top, log)
         train_iter.epoch = run.next_epoch
         log(f"Resuming at epoch {run.next_epoch} (patience {run.patience})")
-    elif existing:  # --overwrite: the old run goes only now that the new one is ready
+    elif existing and writer:  # --overwrite: the old run goes only now that the new one is ready
         for name in existing:
             os.unlink(run.path(name))
         log(f"--overwrite: removed the previous run's {', '.join(existing)}")
-    _write_config(config, run.path("config.txt"),
-                  {"n_classes": n_classes, "void_labels": void_labels})
+    if writer:
+        _write_config(config, run.path("config.txt"),
+                      {"n_classes": n_classes, "void_labels": void_labels})
 
     log("Start training")
     interrupted = False
@@ -564,7 +657,7 @@ def train(config, log=print, progress=True):
                        disable=not progress, leave=False)
             cost_train_total = 0.0
             for X, Y in train_iter:
-                cost = float(functions.train_fn(X, Y.reshape(-1)))
+                cost = float(functions.train_fn(*share(X, Y)))
                 if not np.isfinite(cost):
                     bar.close()
                     raise TrainingDiverged(_diverged_message(run, epoch, cost, Y,
@@ -574,7 +667,7 @@ def train(config, log=print, progress=True):
                 bar.set_postfix(cost=f"{cost:.4f}")
             cost_train = cost_train_total / len(train_iter)
             cost_val, acc_val, jacc_totals = run_validation(functions.val_fn, val_iter,
-                                                            n_classes, bar)
+                                                            n_classes, bar, share)
             bar.close()
             per_class, mean_jacc = jaccard_from_totals(jacc_totals)
             jacc_val = mean_jacc if config.early_stop_class is None \
@@ -586,7 +679,7 @@ def train(config, log=print, progress=True):
                 log(f"warning: epoch {epoch}: "
                     f"{_nan_jaccard_reason(jacc_totals, per_class, config.early_stop_class)}; "
                     "this epoch cannot count as the best (patience grows)"
-                    + ("" if os.path.exists(run.path(BEST_WEIGHTS)) else
+                    + ("" if run.has(BEST_WEIGHTS) else
                        "; if no epoch has a finite validation Jaccard, the last weights are "
                        "tested"))
             improved = bool(jacc_val > run.best_jacc_val)  # False for NaN
@@ -612,8 +705,9 @@ def train(config, log=print, progress=True):
                 epoch += 1
                 run.next_epoch = epoch
                 run.save_state(functions)
-                with open(run.path(LOG_FILE), "a") as stream:
-                    stream.write(line + "\n")
+                if writer:
+                    with open(run.path(LOG_FILE), "a") as stream:
+                        stream.write(line + "\n")
     except KeyboardInterrupt:
         interrupted = True
         # Ctrl-C came during training or validation of `epoch` (never while saving): the
@@ -629,23 +723,59 @@ def train(config, log=print, progress=True):
     if interrupted:
         return result
     tested = BEST_WEIGHTS
-    if not os.path.exists(run.path(BEST_WEIGHTS)):
-        if not os.path.exists(run.path(LAST_WEIGHTS)):
+    if not run.has(BEST_WEIGHTS):
+        if not run.has(LAST_WEIGHTS):
             log("warning: no epoch was trained, so there are no weights to test")
             return result
         tested = LAST_WEIGHTS
         log(f"warning: no epoch had a finite validation Jaccard, so no best weights were "
             f"saved; testing the last weights ({run.path(LAST_WEIGHTS)}) instead")
-    set_all_param_values(top, read_npz_values(run.path(tested)))
-    err_test, acc_test, jacc_totals = run_validation(functions.val_fn, test_iter, n_classes)
+    set_all_param_values(top, run.read_weights(tested))
+    err_test, acc_test, jacc_totals = run_validation(functions.val_fn, test_iter, n_classes,
+                                                     share=share)
     per_class, jacc_test = jaccard_from_totals(jacc_totals)
     log(final_line(err_test, acc_test, per_class, jacc_test))
     result["test"] = {"loss": err_test, "accuracy": acc_test,
                       "jaccard_per_class": per_class.tolist(), "jaccard": jacc_test,
                       "weights": tested}
-    atomic_write(run.path(RESULTS_FILE),
-                 lambda stream: stream.write(json.dumps(result, indent=2).encode()))
+    if writer:
+        atomic_write(run.path(RESULTS_FILE),
+                     lambda stream: stream.write(json.dumps(result, indent=2).encode()))
     return result
+
+
+def _silent(line):
+    """The log of a process that does not print (not process 0 of a multi-process run)."""
+
+
+def _batch_share(config, splits):
+    """``share(X, Y) -> (X, y)``: this process's slice of a batch, labels flattened.
+
+    One process: the whole batch. With ``config.devices``, the device count is resolved
+    (the compile layer's error for more devices than present) and every batch size and
+    last batch checked against it, before anything is compiled. In a multi-process run,
+    process ``i`` of ``P`` feeds rows ``i·B/P .. (i+1)·B/P`` of each batch (the compiled
+    functions assemble the global batch from the processes' consecutive slices).
+    """
+    def whole(X, Y):
+        return X, Y.reshape(-1)
+
+    if config.devices is None:
+        return whole
+    count = len(compiling._resolve_devices(config.devices, config.device))
+    _check_devices(config, count)
+    _check_last_batches(config, splits, count)
+    import jax
+
+    processes, rank = jax.process_count(), jax.process_index()
+    if processes == 1:
+        return whole
+
+    def local(X, Y):
+        rows = len(X) // processes
+        part = slice(rank * rows, (rank + 1) * rows)
+        return X[part], Y[part].reshape(-1)
+    return local
 
 
 def _nan_jaccard_reason(jacc_totals, per_class, early_stop_class):
