@@ -594,6 +594,9 @@ def train(config, log=print, progress=True):
     if config.init_weights:  # read (and checked) before the data and the network
         init_values = read_npz_values(config.init_weights,
                                       allow_nonfinite=config.allow_nonfinite)
+    # resolved before seeding: starting JAX's backend draws from NumPy's global generator
+    count = (None if config.devices is None
+             else len(compiling._resolve_devices(config.devices, config.device)))
     if config.seed is not None:
         np.random.seed(config.seed)
     train_set, valid_set, test_set = _load_splits(config)
@@ -606,7 +609,7 @@ def train(config, log=print, progress=True):
                          else _image_size_check(dataset, split))
     n_classes = train_set.n_classes
     _check_early_stop_class(config, n_classes)
-    share = _batch_share(config, (train_set, valid_set, test_set))
+    share = _batch_share(config, (train_set, valid_set, test_set), count)
     if writer:
         os.makedirs(config.savepath, exist_ok=True)
     void_labels = [train_set.void_label]
@@ -748,12 +751,13 @@ def _silent(line):
     """The log of a process that does not print (not process 0 of a multi-process run)."""
 
 
-def _batch_share(config, splits):
+def _batch_share(config, splits, count):
     """``share(X, Y) -> (X, y)``: this process's slice of a batch, labels flattened.
 
-    One process: the whole batch. With ``config.devices``, the device count is resolved
-    (the compile layer's error for more devices than present) and every batch size and
-    last batch checked against it, before anything is compiled. In a multi-process run,
+    One process: the whole batch. With ``config.devices`` (resolved to ``count`` devices
+    by :func:`train`, which gives the compile layer's error for more devices than
+    present), every batch size and last batch is checked against the count, before
+    anything is compiled. In a multi-process run,
     process ``i`` of ``P`` feeds rows ``i·B/P .. (i+1)·B/P`` of each batch (the compiled
     functions assemble the global batch from the processes' consecutive slices).
     """
@@ -762,7 +766,6 @@ def _batch_share(config, splits):
 
     if config.devices is None:
         return whole
-    count = len(compiling._resolve_devices(config.devices, config.device))
     _check_devices(config, count)
     _check_last_batches(config, splits, count)
     import jax
