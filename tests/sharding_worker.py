@@ -29,9 +29,10 @@ N_CLASSES = 3   # labels 0, 1 and the void label 2
 VOID = [2]
 
 
-def build(channels=3, width=4, size=(8, 8)):
+def build(channels=3, width=4, size=(8, 8), batch_norm=False):
     """An FCN-like net: conv → pool → conv → transposed conv (x2) → per-pixel softmax of
-    the pixels flattened batch-major, as FCN-8's ``probs``."""
+    the pixels flattened batch-major, as FCN-8's ``probs``; with ``batch_norm`` the first
+    convolution is batch-normalised (Lasagne's ``batch_norm``)."""
     import pytensor.tensor as pt
 
     from fcn8_lasagne import layers
@@ -41,6 +42,8 @@ def build(channels=3, width=4, size=(8, 8)):
     target_var = pt.ivector("target_var")
     net = layers.InputLayer((None, channels) + tuple(size), input_var)
     net = layers.Conv2DLayer(net, width, 3, pad="same", flip_filters=False)
+    if batch_norm:
+        net = layers.batch_norm(net)
     net = layers.MaxPool2DLayer(net, 2)
     net = layers.Conv2DLayer(net, width, 3, pad="same", flip_filters=False)
     net = layers.Deconv2DLayer(net, N_CLASSES, 2, stride=2, nonlinearity=None)
@@ -161,6 +164,27 @@ def mode_compare(args):
     one = np.asarray(function([parts[0]], output, device="jax")(images[0]))
     host = np.asarray(function([parts[0]], output, device="cpu")(images[0]))
     result["after"] = {"jax": one.ravel().tolist(), "cpu": host.ravel().tolist()}
+    print(json.dumps(result))
+
+
+def mode_batchnorm(args):
+    """A batch-normalised net: losses, parameters and running averages after the steps on
+    one device and on each --devices (the batch statistics of the global batch)."""
+    from fcn8_lasagne import layers
+
+    parts = build(batch_norm=True)
+    values = initial_values(parts[2], args.seed)
+    images, labels = data(args.batch, args.steps, args.seed)
+    result = {}
+    for devices in [None] + args.devices:
+        options = {"device": "jax"} if devices is None else {"device": "jax",
+                                                             "devices": devices}
+        losses, _, _, _ = train(parts, values, images, labels, **options)
+        result[str(devices)] = {
+            "losses": losses,
+            "params": [np.asarray(v).ravel().tolist()
+                       for v in layers.get_all_param_values(parts[2])],
+            "names": [p.name for p in layers.get_all_params(parts[2])]}
     print(json.dumps(result))
 
 
@@ -305,8 +329,8 @@ def mode_bench(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["compare", "dropout", "errors", "process", "single",
-                                         "join", "bench"])
+    parser.add_argument("mode", choices=["compare", "batchnorm", "dropout", "errors",
+                                         "process", "single", "join", "bench"])
     parser.add_argument("--devices", type=int, nargs="*", default=[2, 4])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3)

@@ -164,6 +164,19 @@ def test_data_parallel_steps_equal_the_one_device_steps(compared, devices):
 
 
 @pytest.mark.slow
+def test_batch_norm_statistics_are_those_of_the_global_batch():
+    # synchronised batch normalisation: the batch mean and variance are XLA reductions over
+    # the whole sharded batch, so N devices train as one, running averages included
+    result = _worker("batchnorm", "--devices", 2, 4, "--batch", 4, "--steps", 3, devices=4)
+    one = result["None"]
+    assert {"mean", "inv_std"} <= set(one["names"])
+    for devices in ("2", "4"):
+        np.testing.assert_allclose(result[devices]["losses"], one["losses"], rtol=2e-6)
+        for name, got, want in zip(one["names"], result[devices]["params"], one["params"]):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("devices", [2, 4])
 def test_parameters_and_adam_state_stay_replicated_on_every_device(compared, devices):
     placement = compared[str(devices)]["placement"]
