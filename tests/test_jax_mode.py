@@ -43,6 +43,10 @@ from fcn8_lasagne.updates import adam
 from fcn8_lasagne.utils import host_value
 from tests import reference
 
+# Full-size networks: one such module at a time (pytest.ini: --dist loadgroup), so that
+# two of them never share the machine's 24 GB.
+pytestmark = pytest.mark.xdist_group("large_memory")
+
 pytest.importorskip("jax")
 
 N_CLASSES = 3

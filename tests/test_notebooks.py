@@ -24,6 +24,10 @@ from fcn8_lasagne.layers import get_all_param_values, set_all_param_values
 from fcn8_lasagne.models import buildFCN8
 from fcn8_lasagne.weights import save_npz
 
+# Full-size networks: one such module at a time (pytest.ini: --dist loadgroup), so that
+# two of them never share the machine's 24 GB.
+pytestmark = pytest.mark.xdist_group("large_memory")
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 TUTORIAL = NOTEBOOKS / "01_fcn8_tutorial.ipynb"
 COMPARISON = NOTEBOOKS / "02_compare_layer_outputs.ipynb"

@@ -24,6 +24,10 @@ import pytest
 from fcn8_lasagne.cli import main
 from fcn8_lasagne.training import TrainingConfig, _check_last_batches, check_settings
 
+# Full-size networks: one such module at a time (pytest.ini: --dist loadgroup), so that
+# two of them never share the machine's 24 GB.
+pytestmark = pytest.mark.xdist_group("large_memory")
+
 pytest.importorskip("jax")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,6 +23,10 @@ from fcn8_lasagne import training
 from fcn8_lasagne.weights import read_npz_values
 from tests import reference
 
+# Full-size networks: one such module at a time (pytest.ini: --dist loadgroup), so that
+# two of them never share the machine's 24 GB.
+pytestmark = pytest.mark.xdist_group("large_memory")
+
 
 @pytest.fixture(scope="module")
 def tutorial_functions():

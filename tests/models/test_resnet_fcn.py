@@ -28,6 +28,10 @@ from fcn8_lasagne.weights.mxnet_params import write_mxnet_params
 from tests.conftest import FAST_MODE
 from tests.reference import resize as resize_reference
 
+# Full-size networks: one such module at a time (pytest.ini: --dist loadgroup), so that
+# two of them never share the machine's 24 GB.
+pytestmark = pytest.mark.xdist_group("large_memory")
+
 SIZES = [(65, 79), (64, 64)]
 
 
