@@ -625,7 +625,7 @@ def main(argv=None):
     except (ValueError, OSError, KeyError, RuntimeError, ImportError) as error:
         print(f"fcn8 {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as error:
         # a truncated or corrupt .npz read with np.load outside weights.npz
         print(f"fcn8 {args.command}: error: truncated or corrupt .npz archive "
               f"({type(error).__name__}: {error})", file=sys.stderr)

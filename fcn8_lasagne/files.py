@@ -41,7 +41,10 @@ class WeightLoadError(ValueError):
 TEMPORARY_PREFIX = ".tmp-"
 
 #: What a truncated or corrupt archive raises while it is opened or read.
-CORRUPT_ARCHIVE_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error)
+# a damaged zip can also claim an unsupported compression (NotImplementedError) or
+# encryption (RuntimeError)
+CORRUPT_ARCHIVE_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError,
+                          RuntimeError)
 
 
 def file_mode():

@@ -80,7 +80,7 @@ def read_lasagne_vgg16(path, trust=False):
         except Exception as error:  # truncated or corrupt pickles raise many types
             raise WeightLoadError(
                 f"{path}: cannot read the Lasagne VGG16 pickle: "
-                f"{type(error).__name__}: {error}"
+                f"{type(error).__name__}: {' '.join(str(error).split())}"
             ) from error
     if not isinstance(contents, dict) or "param values" not in contents:
         found = sorted(contents) if isinstance(contents, dict) else type(contents).__name__
