@@ -313,6 +313,12 @@ def _precompute(input, W_in_stacked, b_stacked):
 # Layers
 # ---------------------------------------------------------------------------------------
 
+def _sequence_output_shape(input_shape, state_shape, only_return_final):
+    """``(batch, steps, *state)``, or ``(batch, *state)`` with ``only_return_final``."""
+    leading = input_shape[:1] if only_return_final else input_shape[:2]
+    return tuple(leading) + tuple(state_shape)
+
+
 class CustomRecurrentLayer(MergeLayer):
     r"""A recurrent layer with given connections: :math:`h_t = \sigma(f_i(x_t) + f_h(h_{t-1}))`.
 
@@ -452,11 +458,8 @@ class CustomRecurrentLayer(MergeLayer):
         return params
 
     def get_output_shape_for(self, input_shapes):
-        input_shape = input_shapes[0]
-        state_shape = tuple(self.hidden_to_hidden.output_shape[1:])
-        if self.only_return_final:
-            return (input_shape[0],) + state_shape
-        return (input_shape[0], input_shape[1]) + state_shape
+        return _sequence_output_shape(input_shapes[0], self.hidden_to_hidden.output_shape[1:],
+                                      self.only_return_final)
 
     def get_output_for(self, inputs, **kwargs):
         """The hidden states for ``inputs`` = [input, mask (if any), hid_init (if a Layer)]."""
@@ -698,10 +701,8 @@ only_return_final, **kwargs
                                                   trainable=learn_init, regularizable=False))
 
     def get_output_shape_for(self, input_shapes):
-        input_shape = input_shapes[0]
-        if self.only_return_final:
-            return input_shape[0], self.num_units
-        return input_shape[0], input_shape[1], self.num_units
+        return _sequence_output_shape(input_shapes[0], (self.num_units,),
+                                      self.only_return_final)
 
     def get_output_for(self, inputs, **kwargs):
         """The hidden states for ``inputs`` = [input, mask?, hid_init Layer?, cell_init Layer?]."""
@@ -873,10 +874,8 @@ only_return_final, **kwargs
                                            trainable=learn_init, regularizable=False)
 
     def get_output_shape_for(self, input_shapes):
-        input_shape = input_shapes[0]
-        if self.only_return_final:
-            return input_shape[0], self.num_units
-        return input_shape[0], input_shape[1], self.num_units
+        return _sequence_output_shape(input_shapes[0], (self.num_units,),
+                                      self.only_return_final)
 
     def get_output_for(self, inputs, **kwargs):
         """The hidden states for ``inputs`` = [input, mask (if any), hid_init (if a Layer)]."""
