@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from _timing import best_times
 from fcn8_lasagne.ops import _conv_cpu
 from fcn8_lasagne.ops._blas import blas_info
 
@@ -35,18 +36,6 @@ def cases():
         ("conv2d groups32", (2, 256, 64, 64), (256, 8, 3, 3), 1, 1, 1, 32),
     ]
 
-
-def best_times(functions, repeat):
-    """Best wall time of each function, calling them in turns."""
-    for function in functions.values():
-        function()
-    best = dict.fromkeys(functions, np.inf)
-    for _ in range(repeat):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def case_functions(x, w, stride, pad, dilation, groups, torch):

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from _timing import best_times
 from fcn8_lasagne.ops import _conv_cpu, set_winograd
 from fcn8_lasagne.ops._blas import blas_info
 
@@ -55,18 +56,6 @@ def fcn8_layers(size, n_classes=21):
                    (n_classes, n_classes, 16, 16), 8, 0))
     return layers
 
-
-def best_times(functions, repeat):
-    """Best wall time of each function, calling them in turns so load spikes hit all alike."""
-    for function in functions.values():
-        function()
-    best = dict.fromkeys(functions, np.inf)
-    for _ in range(repeat):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def _without_winograd(function):

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from _timing import best_times
 from fcn8_lasagne.ops import _pool_cpu
 from fcn8_lasagne.ops.upscale import Upscale, UpscaleGrad
 
@@ -44,18 +45,6 @@ def cases():
         ("upscale3d x2 repeat", "upscale", (2, 32, 32, 32, 32), (2, 2, 2), "repeat"),
     ]
 
-
-def best_times(functions, repeat):
-    """Best wall time of each function, calling them in turns."""
-    for function in functions.values():
-        function()
-    best = dict.fromkeys(functions, np.inf)
-    for _ in range(repeat):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def pool_functions(x, ws, mode, torch):
