@@ -25,6 +25,18 @@ functions measure accuracy for validation (their gradient is zero):
     binary_accuracy
     categorical_accuracy
 
+Score-map losses for the dilated-ResNet FCNs (Gluon-CV's
+``MixSoftmaxCrossEntropyLoss``, torchvision's reference ``criterion``) take
+unnormalised class scores of shape (B, C, H, W) and integer label maps with an
+ignore label:
+
+.. autosummary::
+    :nosignatures:
+
+    softmax_cross_entropy_2d
+    mix_softmax_cross_entropy
+    MixSoftmaxCrossEntropyLoss
+
 PyTensor no longer ships ``nnet.categorical_crossentropy`` or
 ``nnet.binary_crossentropy``; the formulas are written out here, with the
 same values as Theano's ops.
@@ -39,6 +51,7 @@ Examples
 """
 
 import pytensor.tensor as pt
+from pytensor.tensor.special import log_softmax
 
 from . import utils
 from .utils import as_theano_expression
@@ -53,6 +66,9 @@ __all__ = [
     "huber_loss",
     "binary_accuracy",
     "categorical_accuracy",
+    "softmax_cross_entropy_2d",
+    "mix_softmax_cross_entropy",
+    "MixSoftmaxCrossEntropyLoss",
 ]
 
 
@@ -386,3 +402,136 @@ def categorical_accuracy(predictions, targets, top_k=1):
         return pt.eq(pt.argmax(predictions, axis=-1), targets)
     top_classes = pt.argsort(predictions, axis=-1)[..., -int(top_k):]
     return pt.any(pt.eq(top_classes, targets[..., None]), axis=-1)
+
+
+def _score_map_and_labels(scores, labels):
+    scores = as_theano_expression(scores)
+    labels = as_theano_expression(labels)
+    if scores.ndim < 2:
+        raise TypeError("scores must be (batch, classes, ...) score maps, got a %d-D tensor"
+                        % scores.ndim)
+    if labels.ndim != scores.ndim - 1:
+        raise TypeError("labels must have one axis less than the scores (no class axis): "
+                        "scores are %d-D, labels %d-D" % (scores.ndim, labels.ndim))
+    if not _is_integer_tensor(labels):
+        raise TypeError("labels must be integer class indices, got dtype %s" % labels.dtype)
+    return scores, labels
+
+
+def softmax_cross_entropy_2d(scores, labels, ignore_label=255):
+    """Softmax cross-entropy of score maps, averaged over the pixels not ignored.
+
+    .. math:: L = -\\frac{1}{|V|} \\sum_{i \\in V} \\log \\operatorname{softmax}(s_i)_{y_i},
+              \\quad V = \\{i : y_i \\ne \\text{ignore}\\}
+
+    the value of ``torch.nn.functional.cross_entropy(scores, labels,
+    ignore_index=ignore_label)`` (torchvision's reference script, ``ignore_index=255``)
+    and of Gluon-CV's ``SoftmaxCrossEntropyLoss`` gradient (``SoftmaxOutput`` with
+    ``normalization='valid'``).
+
+    Parameters
+    ----------
+    scores : symbolic tensor of shape (B, C, ...)
+        Unnormalised class scores (the softmax is taken here, over axis 1).
+    labels : symbolic integer tensor of shape (B, ...)
+        Class indices in ``0 .. C - 1``, or `ignore_label`.
+    ignore_label : int
+        Pixels with this label add nothing to the sum or the count. VOC's void is 255
+        (Gluon-CV maps it to -1); this package's datasets mark void with ``n_classes``.
+
+    Returns
+    -------
+    symbolic scalar
+        The mean over the counted pixels; 0 when every pixel is ignored (torch gives NaN).
+
+    Notes
+    -----
+    A label that is neither a class nor `ignore_label` is counted with a zero loss; the
+    dataset readers refuse such labels before training.
+    """
+    scores, labels = _score_map_and_labels(scores, labels)
+    log_probabilities = log_softmax(scores, axis=1)
+    spatial = ["x"] * (scores.ndim - 2)
+    classes = pt.arange(scores.shape[1], dtype=labels.dtype).dimshuffle("x", 0, *spatial)
+    one_hot = pt.eq(labels.dimshuffle(0, "x", *range(1, labels.ndim)), classes)
+    picked = pt.sum(pt.cast(one_hot, scores.dtype) * log_probabilities, axis=1)
+    counted = pt.cast(pt.neq(labels, int(ignore_label)), scores.dtype)
+    n_counted = pt.maximum(pt.sum(counted), pt.constant(1, dtype=scores.dtype))
+    return pt.cast(-pt.sum(picked * counted) / n_counted, scores.dtype)
+
+
+def mix_softmax_cross_entropy(main_scores, aux_scores, labels, aux_weight=0.5,
+                              ignore_label=255):
+    """The FCN training loss: main cross-entropy plus `aux_weight` times the aux one.
+
+    ``L = CE(main) + aux_weight * CE(aux)``, each term a separate
+    :func:`softmax_cross_entropy_2d` (mean over its own non-ignored pixels; both heads
+    are resized to the label size, so the counts are equal). This is torchvision's
+    reference ``criterion`` (``out`` + 0.5 ``aux``, ``ignore_index=255``) and the value
+    Gluon-CV's ``MixSoftmaxCrossEntropyLoss`` names (train.py: ``--aux-weight 0.5``).
+
+    Parameters
+    ----------
+    main_scores : symbolic tensor of shape (B, C, ...)
+        The main head's scores (``net['out']``).
+    aux_scores : symbolic tensor of the same shape, or None
+        The auxiliary head's scores (``net['aux']``); ``None`` gives the main term alone.
+    labels : symbolic integer tensor of shape (B, ...)
+    aux_weight : float or symbolic scalar
+    ignore_label : int
+
+    Returns
+    -------
+    symbolic scalar
+    """
+    loss = softmax_cross_entropy_2d(main_scores, labels, ignore_label)
+    if aux_scores is None:
+        return loss
+    aux_loss = softmax_cross_entropy_2d(aux_scores, labels, ignore_label)
+    weight = aux_weight if isinstance(aux_weight, pt.Variable) else pt.constant(
+        aux_weight, dtype=loss.dtype)
+    return pt.cast(loss + pt.cast(weight, loss.dtype) * aux_loss, loss.dtype)
+
+
+class MixSoftmaxCrossEntropyLoss:
+    """Gluon-CV's ``MixSoftmaxCrossEntropyLoss`` as a callable on symbolic tensors.
+
+    Parameters
+    ----------
+    aux : bool
+        Whether the call receives an auxiliary output.
+    aux_weight : float
+        Gluon-CV's class default 0.2; its train.py (and torchvision's script) pass 0.5.
+    ignore_label : int
+        Gluon-CV's default -1.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> criterion = MixSoftmaxCrossEntropyLoss(aux=True, aux_weight=0.5, ignore_label=255)
+    >>> out, aux = pt.tensor4('out'), pt.tensor4('aux')
+    >>> loss = criterion(out, aux, pt.itensor3('labels'))
+    """
+
+    def __init__(self, aux=True, aux_weight=0.2, ignore_label=-1):
+        self.aux = bool(aux)
+        self.aux_weight = aux_weight
+        self.ignore_label = int(ignore_label)
+
+    def __repr__(self):
+        return ("MixSoftmaxCrossEntropyLoss(aux=%r, aux_weight=%r, ignore_label=%r)"
+                % (self.aux, self.aux_weight, self.ignore_label))
+
+    def __call__(self, *inputs):
+        """``criterion(main, aux, labels)`` with aux, else ``criterion(main, labels)``."""
+        expected = 3 if self.aux else 2
+        if len(inputs) != expected:
+            raise TypeError(
+                "MixSoftmaxCrossEntropyLoss(aux=%r) takes %s, got %d tensors"
+                % (self.aux, "(main, aux, labels)" if self.aux else "(main, labels)",
+                   len(inputs)))
+        if self.aux:
+            main, aux, labels = inputs
+        else:
+            (main, labels), aux = inputs, None
+        return mix_softmax_cross_entropy(main, aux, labels, self.aux_weight, self.ignore_label)

@@ -232,3 +232,114 @@ def test_huber_loss_default_delta_and_column_alignment(rng):
     p = np.array([[0.0], [3.0]], dtype="float32")
     t = np.array([0.5, 0.0], dtype="float32")
     np.testing.assert_allclose(loss(p, t), [[0.125], [2.5]])
+
+
+# --- score-map losses of the dilated-ResNet FCNs --------------------------------------------
+
+def numpy_cross_entropy_2d(scores, labels, ignore_label):
+    """Mean of -log softmax(scores)[label] over the pixels whose label is not ignored."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    losses = []
+    for b, *position in zip(*np.nonzero(labels != ignore_label)):
+        losses.append(-log_probabilities[(b, labels[(b, *position)], *position)])
+    return np.mean(losses) if losses else 0.0
+
+
+def score_maps(rng, shape, n_classes, ignore_label, ignore_fraction=0.3):
+    batch, *spatial = shape
+    scores = (3 * rng.standard_normal((batch, n_classes, *spatial))).astype("float64")
+    labels = rng.integers(0, n_classes, shape).astype("int32")
+    labels[rng.random(shape) < ignore_fraction] = ignore_label
+    return scores, labels
+
+
+@pytest.mark.parametrize("ignore_label", [255, -1, 4])
+def test_softmax_cross_entropy_2d_matches_numpy_and_torch(rng, ignore_label):
+    torch = pytest.importorskip("torch")
+    scores = pt.tensor4("scores", dtype="float64")
+    labels = pt.itensor3("labels")
+    loss = objectives.softmax_cross_entropy_2d(scores, labels, ignore_label=ignore_label)
+    function = compile_fn([scores, labels], [loss, pt.grad(loss, scores)])
+    s, y = score_maps(rng, (2, 5, 7), 4, ignore_label)
+    value, gradient = function(s, y)
+
+    np.testing.assert_allclose(value, numpy_cross_entropy_2d(s, y, ignore_label), rtol=1e-12)
+    s_torch = torch.tensor(s, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(s_torch, torch.tensor(y, dtype=torch.long),
+                                                 ignore_index=ignore_label)
+    expected.backward()
+    np.testing.assert_allclose(value, expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(gradient, s_torch.grad.numpy(), rtol=1e-10, atol=1e-14)
+    # ignored pixels get no gradient
+    assert np.all(gradient.transpose(0, 2, 3, 1)[y == ignore_label] == 0)
+
+
+def test_softmax_cross_entropy_2d_float32_large_scores_and_other_ranks(rng):
+    scores = pt.tensor3("scores")       # (B, C, L): a 1-D score map
+    labels = pt.imatrix("labels")
+    loss = objectives.softmax_cross_entropy_2d(scores, labels, ignore_label=255)
+    assert loss.dtype == "float32"
+    s, y = score_maps(rng, (3, 11), 5, 255)
+    s = (s * 100).astype("float32")      # exp would overflow without the shift
+    value = compile_fn([scores, labels], loss)(s, y)
+    assert np.isfinite(value)
+    np.testing.assert_allclose(value, numpy_cross_entropy_2d(s.astype(np.float64), y, 255),
+                               rtol=1e-5)
+
+
+def test_softmax_cross_entropy_2d_all_ignored_is_zero_with_zero_gradient():
+    scores = pt.tensor4("scores")
+    labels = pt.itensor3("labels")
+    loss = objectives.softmax_cross_entropy_2d(scores, labels, ignore_label=255)
+    value, gradient = compile_fn([scores, labels], [loss, pt.grad(loss, scores)])(
+        np.ones((1, 3, 2, 2), "float32"), np.full((1, 2, 2), 255, "int32"))
+    assert value == 0 and not gradient.any()
+
+
+def test_mix_softmax_cross_entropy_is_main_plus_weighted_aux_each_averaged(rng):
+    torch = pytest.importorskip("torch")
+    main, aux = pt.tensor4("main", dtype="float64"), pt.tensor4("aux", dtype="float64")
+    labels = pt.itensor3("labels")
+    loss = objectives.mix_softmax_cross_entropy(main, aux, labels, aux_weight=0.5)
+    function = compile_fn([main, aux, labels], [loss, *pt.grad(loss, [main, aux])])
+    s_main, y = score_maps(rng, (2, 6, 4), 3, 255)
+    s_aux = 2 * rng.standard_normal(s_main.shape)
+    value, grad_main, grad_aux = function(s_main, s_aux, y)
+
+    # torchvision's references/segmentation/train.py criterion
+    t_main = torch.tensor(s_main, requires_grad=True)
+    t_aux = torch.tensor(s_aux, requires_grad=True)
+    target = torch.tensor(y, dtype=torch.long)
+    expected = (torch.nn.functional.cross_entropy(t_main, target, ignore_index=255)
+                + 0.5 * torch.nn.functional.cross_entropy(t_aux, target, ignore_index=255))
+    expected.backward()
+    np.testing.assert_allclose(value, expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(grad_main, t_main.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(grad_aux, t_aux.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(value, numpy_cross_entropy_2d(s_main, y, 255)
+                               + 0.5 * numpy_cross_entropy_2d(s_aux, y, 255), rtol=1e-12)
+
+
+def test_mix_softmax_cross_entropy_class_follows_gluoncv_signature(rng):
+    criterion = objectives.MixSoftmaxCrossEntropyLoss()
+    assert (criterion.aux, criterion.aux_weight, criterion.ignore_label) == (True, 0.2, -1)
+    main, aux = pt.tensor4("main", dtype="float64"), pt.tensor4("aux", dtype="float64")
+    labels = pt.itensor3("labels")
+    s_main, y = score_maps(rng, (1, 3, 5), 4, -1)
+    s_aux = rng.standard_normal(s_main.shape)
+    with_aux = compile_fn([main, aux, labels], criterion(main, aux, labels))(s_main, s_aux, y)
+    np.testing.assert_allclose(with_aux, numpy_cross_entropy_2d(s_main, y, -1)
+                               + 0.2 * numpy_cross_entropy_2d(s_aux, y, -1), rtol=1e-12)
+    main_only = objectives.MixSoftmaxCrossEntropyLoss(aux=False)
+    value = compile_fn([main, labels], main_only(main, labels))(s_main, y)
+    np.testing.assert_allclose(value, numpy_cross_entropy_2d(s_main, y, -1), rtol=1e-12)
+    with pytest.raises(TypeError, match=r"takes \(main, labels\), got 3"):
+        main_only(main, aux, labels)
+
+
+def test_softmax_cross_entropy_2d_refuses_bad_ranks_and_float_labels():
+    with pytest.raises(TypeError, match="one axis less"):
+        objectives.softmax_cross_entropy_2d(pt.tensor4("s"), pt.itensor4("y"))
+    with pytest.raises(TypeError, match="integer class indices"):
+        objectives.softmax_cross_entropy_2d(pt.tensor4("s"), pt.tensor3("y"))
