@@ -55,13 +55,13 @@ def test_valid_settings_reach_the_model(tmp_path, no_model):
 
 # 1. fill_mode ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fill_mode", ["reflect", 3, "nearest"])
+@pytest.mark.parametrize("fill_mode", ["mirror", 3, "grid-wrap"])
 @pytest.mark.parametrize("other", [{}, {"horizontal_flip": True}])
 def test_unsupported_fill_mode_is_refused(tmp_path, no_model, fill_mode, other):
     message = _train_error(_config(tmp_path,
                                    data_augmentation={"fill_mode": fill_mode, **other}))
     assert "fill_mode" in message and repr(fill_mode) in message
-    assert "accepted values: 'constant'" in message
+    assert "accepted values: 'constant', 'nearest', 'reflect', 'wrap'" in message
 
 
 def test_fill_mode_constant_alone_means_no_augmentation(tmp_path):
@@ -70,11 +70,11 @@ def test_fill_mode_constant_alone_means_no_augmentation(tmp_path):
 
 
 def test_cli_reports_the_fill_mode(tmp_path, no_model, capsys):
-    code = main(["train", "-data_augmentation", '{"fill_mode": "reflect"}',
+    code = main(["train", "-data_augmentation", '{"fill_mode": "mirror"}',
                  "--savepath", str(tmp_path / "run"), "--synthetic-images", "2", "1", "1",
                  "--synthetic-size", "28", "28", "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and "fcn8 train: error: " in err and "'reflect'" in err
+    assert code == 2 and "fcn8 train: error: " in err and "'mirror'" in err
 
 
 # 2. -early_stop_class -------------------------------------------------------------------
