@@ -182,9 +182,13 @@ class CorticalLayers:
         for kind in self.channel_kinds:
             values = read_profiles(self.paths[kind], "float32")
             if len(values) != len(labels):
+                longer, shorter = ((self.labels_path, self.paths[kind])
+                                   if len(labels) > len(values)
+                                   else (self.paths[kind], self.labels_path))
                 raise ValueError(
                     f"{self.paths[kind]} has {len(values)} lines but {self.labels_path} has "
-                    f"{len(labels)}: line i of each file must be the same profile")
+                    f"{len(labels)}: line {min(len(values), len(labels)) + 1} of {longer} "
+                    f"has no counterpart in {shorter} (line i of each file is profile i)")
             channels.append(values)
         self.lines = tuple(split_lines(len(labels), self.split, train_fraction))
         if not self.lines:

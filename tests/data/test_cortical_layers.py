@@ -113,8 +113,17 @@ def test_mismatched_line_counts(tmp_path):
         (tmp_path / "other" / "6layers_segmentation" / "training_raw.txt").read_bytes())
     with pytest.raises(ValueError, match=re.escape(
             f"{folder / 'training_raw.txt'} has 4 lines but {folder / 'training_cls.txt'} "
-            "has 5")):
+            f"has 5: line 5 of {folder / 'training_cls.txt'} has no counterpart in "
+            f"{folder / 'training_raw.txt'}")):
         CorticalLayers(tmp_path, "train", smooth_or_raw="raw")
+    # More profiles than labels: the first extra line of the profile file is named.
+    write_profiles(tmp_path / "more", n=6)
+    (folder / "training_geo.txt").write_bytes(
+        (tmp_path / "more" / "6layers_segmentation" / "training_geo.txt").read_bytes())
+    with pytest.raises(ValueError, match=re.escape(
+            f"has 5: line 6 of {folder / 'training_geo.txt'} has no counterpart in "
+            f"{folder / 'training_cls.txt'}")):
+        CorticalLayers(tmp_path, "train", smooth_or_raw="smooth")
 
 
 def test_bad_values_and_labels_and_missing_files(tmp_path):
