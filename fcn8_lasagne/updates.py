@@ -20,6 +20,18 @@ variable to its update expression, ready for
     adamax
     amsgrad
 
+The dilated-ResNet FCNs train with SGD, momentum and weight decay, per-parameter
+learning-rate multipliers and a poly schedule, as torchvision's
+``references/segmentation`` (``torch.optim.SGD``) and Gluon-CV's
+``scripts/segmentation/train.py`` (MXNet's ``sgd`` with ``lr_mult``) do:
+
+.. autosummary::
+    :nosignatures:
+
+    sgd_weight_decay
+    poly_learning_rate
+    PolyLearningRate
+
 Momentum can be added to any of them, and norms can be constrained:
 
 .. autosummary::
@@ -85,6 +97,9 @@ __all__ = [
     "adam",
     "adamax",
     "amsgrad",
+    "sgd_weight_decay",
+    "poly_learning_rate",
+    "PolyLearningRate",
     "norm_constraint",
     "total_norm_constraint",
     "get_update_state",
@@ -639,6 +654,212 @@ def amsgrad(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999,
     """
     return _adam_updates(loss_or_grads, params, learning_rate, beta1, beta2, epsilon,
                          prefix="amsgrad", keep_maximum=True)
+
+
+_SGD_CONVENTIONS = ("torch", "mxnet")
+
+
+def _multiplier(multipliers, param, what):
+    if not multipliers:
+        return 1.0
+    value = multipliers.get(param, 1.0)
+    if isinstance(value, Variable):
+        return value
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError("%s of %s must be a finite number >= 0, got %r"
+                         % (what, param.name or param, value))
+    return value
+
+
+def sgd_weight_decay(loss_or_grads, params, learning_rate, momentum=0.9, weight_decay=1e-4,
+                     lr_multipliers=None, weight_decay_multipliers=None, convention="torch"):
+    """SGD with momentum, L2 weight decay and per-parameter learning-rate multipliers.
+
+    With ``lr = learning_rate * lr_multipliers[param]`` and
+    ``wd = weight_decay * weight_decay_multipliers[param]`` (multipliers default to 1):
+
+    * ``convention='torch'`` (``torch.optim.SGD``, dampening 0, not Nesterov)::
+
+          g := gradient + wd * param
+          velocity := momentum * velocity + g
+          param := param - lr * velocity
+
+    * ``convention='mxnet'`` (MXNet's ``sgd_mom_update``, which Gluon-CV trains with)::
+
+          velocity := momentum * velocity - lr * (gradient + wd * param)
+          param := param + velocity
+
+    The two give the same steps while the learning rate stays constant; under a schedule
+    torch's velocity carries unscaled gradients (each step scaled by the current rate)
+    and MXNet's carries steps already scaled by the rates they were taken with.
+
+    Parameters
+    ----------
+    loss_or_grads : symbolic scalar or list of symbolic tensors
+    params : list of shared variables
+    learning_rate : float or symbolic scalar
+        The base rate; a shared scalar (e.g. :attr:`PolyLearningRate.variable`) changes
+        it without recompiling.
+    momentum : float or symbolic scalar
+    weight_decay : float or symbolic scalar
+        Both originals decay every parameter, BN scales and shifts and biases included
+        (Gluon-CV's ``--no-wd`` sets ``wd_mult = 0`` for ``beta``, ``gamma`` and ``bias``;
+        pass that as `weight_decay_multipliers`).
+    lr_multipliers : dict or None
+        Parameter -> multiplier of the learning rate (Gluon-CV: 10 for both heads;
+        torchvision: 10 for the aux head only).
+    weight_decay_multipliers : dict or None
+        Parameter -> multiplier of the weight decay.
+    convention : {'torch', 'mxnet'}
+        Where the learning rate enters the momentum (above).
+
+    Returns
+    -------
+    OrderedDict
+        Each parameter and its velocity (``<param>_velocity``) mapped to its update.
+    """
+    if convention not in _SGD_CONVENTIONS:
+        raise ValueError("convention must be one of %s, got %r"
+                         % (", ".join(map(repr, _SGD_CONVENTIONS)), convention))
+    params = list(params)
+    known = {id(param) for param in params}
+    for what, multipliers in (("lr_multipliers", lr_multipliers),
+                              ("weight_decay_multipliers", weight_decay_multipliers)):
+        strangers = [key for key in (multipliers or {}) if id(key) not in known]
+        if strangers:
+            raise ValueError("%s names %d variable(s) that are not among the params, e.g. %s"
+                             % (what, len(strangers), strangers[0].name or strangers[0]))
+    grads = get_or_compute_grads(loss_or_grads, params)
+    updates = OrderedDict()
+    for param, grad in zip(params, grads):
+        dtype = param.dtype
+        step_size = _hyperparameter(learning_rate, dtype) * _hyperparameter(
+            _multiplier(lr_multipliers, param, "the learning-rate multiplier"), dtype)
+        decay = _hyperparameter(weight_decay, dtype) * _hyperparameter(
+            _multiplier(weight_decay_multipliers, param, "the weight-decay multiplier"), dtype)
+        coefficient = _hyperparameter(momentum, dtype)
+        velocity = _state_variable(param, "velocity")
+        decayed = grad + decay * param
+        if convention == "torch":
+            new_velocity = coefficient * velocity + decayed
+            new_param = param - step_size * new_velocity
+        else:
+            new_velocity = coefficient * velocity - step_size * decayed
+            new_param = param + new_velocity
+        _assign(updates, param, new_param)
+        _assign(updates, velocity, new_velocity)
+    return updates
+
+
+_POLY_CONVENTIONS = ("torch", "gluoncv")
+
+
+def poly_learning_rate(base_lr, iteration, max_iterations, power=0.9, convention="torch"):
+    """The poly learning rate of the step with 0-based index `iteration`.
+
+    * ``convention='torch'`` (torchvision's ``LambdaLR``)::
+
+          base_lr * (1 - iteration / max_iterations) ** power
+
+      so the first step uses ``base_lr`` and the last a small positive rate.
+    * ``convention='gluoncv'`` (``gluoncv.utils.LRScheduler('poly')``, called by MXNet with
+      the 1-based update count)::
+
+          T = min(iteration + 1, max_iterations - 1)
+          base_lr * (1 - T / (max_iterations - 1)) ** power
+
+      so the first step is already below ``base_lr`` and the last one is 0.
+
+    Parameters
+    ----------
+    base_lr : float
+    iteration : int
+        Steps taken so far (``epoch * iterations_per_epoch + batch``); past the end the
+        rate stays 0.
+    max_iterations : int
+        ``epochs * iterations_per_epoch`` (at least 2 for 'gluoncv').
+    power : float
+    convention : {'torch', 'gluoncv'}
+
+    Returns
+    -------
+    float
+    """
+    if convention not in _POLY_CONVENTIONS:
+        raise ValueError("convention must be one of %s, got %r"
+                         % (", ".join(map(repr, _POLY_CONVENTIONS)), convention))
+    if isinstance(max_iterations, bool) or int(max_iterations) != max_iterations \
+            or max_iterations < (2 if convention == "gluoncv" else 1):
+        raise ValueError("max_iterations must be an integer >= %d, got %r"
+                         % (2 if convention == "gluoncv" else 1, max_iterations))
+    if int(iteration) != iteration or iteration < 0:
+        raise ValueError("iteration must be an integer >= 0, got %r" % (iteration,))
+    if convention == "torch":
+        fraction = min(iteration, max_iterations) / max_iterations
+    else:
+        span = max_iterations - 1
+        fraction = min(iteration + 1, span) / span
+    return float(base_lr) * (1.0 - fraction) ** float(power)
+
+
+class PolyLearningRate:
+    """A shared learning rate that follows :func:`poly_learning_rate` step by step.
+
+    Give :attr:`variable` to an update function as its learning rate and call
+    :meth:`set_iteration` before each step (the compiled function reads the new value
+    without recompiling). A resumed run calls ``set_iteration(epoch *
+    iterations_per_epoch)``: the schedule needs no other saved state.
+
+    Parameters
+    ----------
+    base_lr : float
+    max_iterations : int
+    power : float
+    convention : {'torch', 'gluoncv'}
+    dtype : str
+        Of the shared scalar (floatX by default).
+
+    Attributes
+    ----------
+    variable : SharedVariable
+        The scalar learning rate, named ``learning_rate``.
+    iteration : int
+        The step the current value belongs to.
+
+    Examples
+    --------
+    >>> schedule = PolyLearningRate(0.01, max_iterations=100)
+    >>> schedule.set_iteration(50)
+    >>> round(float(schedule.variable.get_value()), 6)
+    0.005359
+    """
+
+    def __init__(self, base_lr, max_iterations, power=0.9, convention="torch", dtype=None):
+        self.base_lr = float(base_lr)
+        self.max_iterations = int(max_iterations)
+        self.power = float(power)
+        self.convention = convention
+        self.iteration = 0
+        dtype = dtype or pytensor.config.floatX
+        self.variable = pytensor.shared(np.asarray(self.value(0), dtype=dtype),
+                                        name="learning_rate")
+
+    def __repr__(self):
+        return ("PolyLearningRate(base_lr=%r, max_iterations=%r, power=%r, convention=%r)"
+                % (self.base_lr, self.max_iterations, self.power, self.convention))
+
+    def value(self, iteration):
+        """The rate of step `iteration` (0-based)."""
+        return poly_learning_rate(self.base_lr, iteration, self.max_iterations, self.power,
+                                  self.convention)
+
+    def set_iteration(self, iteration):
+        """Set :attr:`variable` to the rate of step `iteration` and return that rate."""
+        rate = self.value(iteration)
+        self.iteration = int(iteration)
+        self.variable.set_value(np.asarray(rate, dtype=self.variable.dtype))
+        return rate
 
 
 def norm_constraint(tensor_var, max_norm, norm_axes=None, epsilon=1e-7):

@@ -521,3 +521,147 @@ def test_amsgrad_jax_matches_c():
     # few 1e-6 after 5 steps (a wrong formula differs by ~1e-2)
     for c_value, jax_value in zip(*results):
         np.testing.assert_allclose(jax_value, c_value, rtol=1e-5, atol=1e-5)
+
+
+# --- SGD with weight decay, lr multipliers and the poly schedule (dilated-ResNet FCNs) ------
+
+def torch_sgd_poly_run(problem, steps, base_lr, momentum, weight_decay, head_mult, power):
+    """torchvision's reference optimiser: SGD param groups + LambdaLR poly, per step."""
+    torch = pytest.importorskip("torch")
+    tensors = [torch.tensor(value.astype(np.float64), requires_grad=True)
+               for value in problem.initial]
+    optimizer = torch.optim.SGD(
+        [{"params": [tensors[0]]}, {"params": [tensors[1]], "lr": base_lr * head_mult}],
+        lr=base_lr, momentum=momentum, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: (1 - step / steps) ** power)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = sum(torch.sum(0.5 * torch.tensor(c, dtype=torch.float64) * p ** 2
+                             + torch.tensor(o, dtype=torch.float64) * p)
+                   for p, c, o in zip(tensors, problem.curvatures, problem.offsets))
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    return [tensor.detach().numpy() for tensor in tensors]
+
+
+def run_sgd_weight_decay(problem, steps, schedule, **options):
+    updates = upd.sgd_weight_decay(problem.loss, problem.params, schedule.variable, **options)
+    step = pytensor.function([], [], updates=updates, mode=MODE)
+    for iteration in range(steps):
+        schedule.set_iteration(iteration)
+        step()
+    return problem.values(), updates
+
+
+def test_sgd_weight_decay_with_poly_and_head_multiplier_matches_torch_sgd():
+    problem = Quadratic(seed=3, dtype="float64")
+    schedule = upd.PolyLearningRate(0.05, max_iterations=7, power=0.9, dtype="float64")
+    ours, updates = run_sgd_weight_decay(
+        problem, 7, schedule, momentum=0.9, weight_decay=1e-2,
+        lr_multipliers={problem.params[1]: 10.0})
+    expected = torch_sgd_poly_run(problem, 7, 0.05, 0.9, 1e-2, 10.0, 0.9)
+    for value, reference in zip(ours, expected):
+        np.testing.assert_allclose(value, reference, rtol=1e-12, atol=1e-14)
+    assert [v.name for v in upd.get_update_state(updates, problem.params)] == [
+        "W_velocity", "b_velocity"]
+    # the multiplier and the decay matter: without them the result differs
+    plain = Quadratic(seed=3, dtype="float64")
+    other, _ = run_sgd_weight_decay(
+        plain, 7, upd.PolyLearningRate(0.05, 7, dtype="float64"), momentum=0.9,
+        weight_decay=0.0)
+    assert not np.allclose(other[1], expected[1], rtol=1e-3)
+
+
+def numpy_mxnet_sgd(problem, rates, momentum, weight_decay, multipliers, decay_multipliers):
+    """MXNet's sgd_mom_update: v = m v - lr (g + wd w); w += v (rescale_grad 1, no clip)."""
+    values = [value.astype(np.float64) for value in problem.initial]
+    velocities = [np.zeros_like(value) for value in values]
+    for rate in rates:
+        grads = problem.gradients(values)
+        for k, grad in enumerate(grads):
+            velocities[k] = momentum * velocities[k] - rate * multipliers[k] * (
+                grad + weight_decay * decay_multipliers[k] * values[k])
+            values[k] = values[k] + velocities[k]
+    return values
+
+
+def test_sgd_weight_decay_mxnet_convention_matches_numpy_and_differs_under_a_schedule():
+    problem = Quadratic(seed=5, dtype="float64")
+    schedule = upd.PolyLearningRate(0.1, max_iterations=6, convention="gluoncv",
+                                    dtype="float64")
+    ours, _ = run_sgd_weight_decay(
+        problem, 6, schedule, momentum=0.9, weight_decay=1e-2, convention="mxnet",
+        lr_multipliers={problem.params[0]: 10.0},
+        weight_decay_multipliers={problem.params[1]: 0.0})
+    rates = [schedule.value(i) for i in range(6)]
+    expected = numpy_mxnet_sgd(problem, rates, 0.9, 1e-2, [10.0, 1.0], [1.0, 0.0])
+    for value, reference in zip(ours, expected):
+        np.testing.assert_allclose(value, reference, rtol=1e-12)
+    torch_convention = Quadratic(seed=5, dtype="float64")
+    other, _ = run_sgd_weight_decay(
+        torch_convention, 6, upd.PolyLearningRate(0.1, 6, convention="gluoncv",
+                                                  dtype="float64"),
+        momentum=0.9, weight_decay=1e-2, lr_multipliers={torch_convention.params[0]: 10.0},
+        weight_decay_multipliers={torch_convention.params[1]: 0.0})
+    assert not np.allclose(other[0], expected[0], rtol=1e-6)
+
+
+def test_sgd_weight_decay_constant_rate_conventions_agree_in_float32():
+    results = []
+    for convention in ("torch", "mxnet"):
+        problem = Quadratic(seed=1)
+        updates = upd.sgd_weight_decay(problem.loss, problem.params, 0.01, momentum=0.9,
+                                       weight_decay=1e-4, convention=convention)
+        step = pytensor.function([], [], updates=updates, mode=MODE)
+        for _ in range(4):
+            step()
+        results.append(problem.values())
+        assert all(value.dtype == np.float32 for value in results[-1])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_poly_learning_rate_hand_computed():
+    # torch: base * (1 - i / N) ** 0.9
+    assert upd.poly_learning_rate(0.01, 0, 10) == 0.01
+    assert upd.poly_learning_rate(0.01, 5, 10) == pytest.approx(0.01 * 0.5 ** 0.9, rel=1e-15)
+    assert upd.poly_learning_rate(0.01, 9, 10) == pytest.approx(0.01 * 0.1 ** 0.9, rel=1e-15)
+    assert upd.poly_learning_rate(0.01, 10, 10) == 0.0
+    assert upd.poly_learning_rate(0.01, 12, 10) == 0.0        # clamped past the end
+    assert upd.poly_learning_rate(1.0, 1, 4, power=2) == pytest.approx(0.5625)
+    # gluoncv: T = min(i + 1, N - 1), base * (1 - T / (N - 1)) ** 0.9
+    assert upd.poly_learning_rate(0.01, 0, 11, convention="gluoncv") == pytest.approx(
+        0.01 * 0.9 ** 0.9, rel=1e-15)
+    assert upd.poly_learning_rate(0.01, 9, 11, convention="gluoncv") == 0.0
+    assert upd.poly_learning_rate(0.01, 10, 11, convention="gluoncv") == 0.0
+
+
+def test_poly_schedule_sets_the_shared_rate_and_refuses_bad_settings():
+    schedule = upd.PolyLearningRate(0.02, max_iterations=4)
+    assert schedule.variable.dtype == pytensor.config.floatX
+    assert [round(schedule.set_iteration(i), 12) for i in range(4)] == [
+        round(0.02 * (1 - i / 4) ** 0.9, 12) for i in range(4)]
+    assert schedule.variable.get_value() == np.float32(0.02 * 0.25 ** 0.9)
+    with pytest.raises(ValueError, match="max_iterations must be an integer >= 1"):
+        upd.poly_learning_rate(0.1, 0, 0)
+    with pytest.raises(ValueError, match="max_iterations must be an integer >= 2"):
+        upd.poly_learning_rate(0.1, 0, 1, convention="gluoncv")
+    with pytest.raises(ValueError, match="iteration must be an integer >= 0"):
+        upd.poly_learning_rate(0.1, -1, 5)
+    with pytest.raises(ValueError, match="convention must be one of"):
+        upd.poly_learning_rate(0.1, 0, 5, convention="caffe")
+
+
+def test_sgd_weight_decay_refuses_bad_multipliers():
+    problem = Quadratic()
+    stranger = pytensor.shared(np.zeros(2, "float32"), name="stranger")
+    with pytest.raises(ValueError, match="lr_multipliers names 1 variable.*stranger"):
+        upd.sgd_weight_decay(problem.loss, problem.params, 0.1,
+                             lr_multipliers={stranger: 2.0})
+    with pytest.raises(ValueError, match="multiplier of W must be a finite number"):
+        upd.sgd_weight_decay(problem.loss, problem.params, 0.1,
+                             lr_multipliers={problem.params[0]: -1.0})
+    with pytest.raises(ValueError, match="convention must be one of"):
+        upd.sgd_weight_decay(problem.loss, problem.params, 0.1, convention="keras")
