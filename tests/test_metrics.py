@@ -236,3 +236,91 @@ def test_confusion_matrix_rejects_bad_input():
     with pytest.raises(ValueError, match="n_classes"):
         metrics.ConfusionMatrix(0)
     assert scores.matrix.sum() == 0
+
+
+# --- pixAcc and mIoU of Gluon-CV and torchvision ---------------------------------------------
+
+def gluoncv_reference(batches, n_classes):
+    """Gluon-CV's batch_pix_accuracy / batch_intersection_union (labels -1 = ignored)."""
+    correct = labelled = 0
+    inter = union = np.zeros(n_classes)
+    for labels, scores in batches:
+        predict = np.argmax(scores, 1).astype(np.int64) + 1
+        target = labels.astype(np.int64) + 1
+        labelled += np.sum(target > 0)
+        correct += np.sum((predict == target) * (target > 0))
+        predict = predict * (target > 0)
+        intersection = predict * (predict == target)
+        area_inter, _ = np.histogram(intersection, bins=n_classes, range=(1, n_classes))
+        area_pred, _ = np.histogram(predict, bins=n_classes, range=(1, n_classes))
+        area_lab, _ = np.histogram(target, bins=n_classes, range=(1, n_classes))
+        inter = inter + area_inter
+        union = union + area_pred + area_lab - area_inter
+    iou = inter / (np.spacing(1) + union)
+    return correct / (np.spacing(1) + labelled), iou.mean()
+
+
+def test_segmentation_metric_hand_computed_with_an_absent_class_and_ignored_pixels():
+    # 4 classes; class 3 appears in neither labels nor predictions; 255 ignored
+    labels = np.array([[[0, 0, 1, 1],
+                        [2, 2, 255, 255]]])
+    predicted = np.array([[[0, 1, 1, 1],
+                           [2, 0, 3, 2]]])    # the 3 and the last 2 fall on ignored pixels
+    metric = metrics.SegmentationMetric(4, ignore_label=255)
+    metric.update(labels, predicted)
+    pix_acc, mean_iou = metric.get()
+    # counted pixels: 6, correct: 0,1,1,2 -> 4
+    assert pix_acc == pytest.approx(4 / 6, rel=1e-12)
+    # IoU: class 0: TP 1, union {(0,0),(0,1),(1,1)} = 3; class 1: TP 2, union 3; class 2:
+    # TP 1, union 2; class 3: 0 / (eps + 0) = 0
+    expected_iou = np.array([1 / 3, 2 / 3, 1 / 2, 0.0])
+    np.testing.assert_allclose(metric.per_class_iou(), expected_iou, rtol=1e-12)
+    assert mean_iou == pytest.approx(expected_iou.mean(), rel=1e-12)
+    # torchvision: the absent class makes the mean NaN; ours skips it
+    accuracy, class_accuracy, iou, tv_mean = metrics.torchvision_scores(metric.confusion)
+    assert accuracy == pytest.approx(4 / 6)
+    np.testing.assert_allclose(class_accuracy, [1 / 2, 1, 1 / 2, np.nan])
+    np.testing.assert_allclose(iou, [1 / 3, 2 / 3, 1 / 2, np.nan])
+    assert np.isnan(tv_mean)
+    assert metric.confusion.mean_iou() == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+
+
+def test_segmentation_metric_matches_gluoncv_reference_over_batches(rng):
+    n_classes = 5
+    metric = metrics.SegmentationMetric(n_classes, ignore_label=-1)
+    batches = []
+    for _ in range(3):
+        scores = rng.standard_normal((2, n_classes, 6, 7))
+        labels = rng.integers(0, n_classes - 1, (2, 6, 7))    # class 4 never labelled
+        labels[rng.random(labels.shape) < 0.2] = -1
+        batches.append((labels, scores))
+        metric.update(labels, scores)
+    pix_acc, mean_iou = metric.get()
+    expected_pix_acc, expected_mean_iou = gluoncv_reference(batches, n_classes)
+    assert pix_acc == pytest.approx(expected_pix_acc, rel=1e-12)
+    assert mean_iou == pytest.approx(expected_mean_iou, rel=1e-12)
+    # accumulated counts equal one update with everything
+    whole = metrics.SegmentationMetric(n_classes, ignore_label=-1)
+    whole.update(np.concatenate([b[0] for b in batches]),
+                 np.concatenate([b[1] for b in batches]))
+    assert whole.get() == metric.get()
+    metric.reset()
+    assert metric.get() == (0.0, 0.0)
+
+
+def test_gluoncv_and_torchvision_scores_agree_when_every_class_is_present():
+    matrix = np.array([[5, 1, 0], [2, 7, 1], [0, 3, 4]])
+    pix_acc, iou, mean_iou = metrics.gluoncv_scores(matrix)
+    accuracy, _, tv_iou, tv_mean = metrics.torchvision_scores(matrix)
+    assert pix_acc == pytest.approx(16 / 23) and accuracy == pytest.approx(16 / 23)
+    np.testing.assert_allclose(iou, [5 / 8, 7 / 14, 4 / 8], rtol=1e-12)
+    np.testing.assert_allclose(iou, tv_iou, rtol=1e-12)
+    assert mean_iou == pytest.approx(tv_mean, rel=1e-12)
+
+
+def test_segmentation_metric_refuses_score_maps_of_another_class_count():
+    metric = metrics.SegmentationMetric(3)
+    with pytest.raises(ValueError, match="score maps must have 3 classes"):
+        metric.update(np.zeros((1, 2, 2), int), np.zeros((1, 4, 2, 2)))
+    with pytest.raises(ValueError, match="must be square"):
+        metrics.gluoncv_scores(np.zeros((2, 3)))
