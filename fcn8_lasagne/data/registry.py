@@ -8,6 +8,8 @@ from .polyps912 import Polyps912
 from .synthetic import SyntheticPolyps
 from .synthetic_em import SyntheticEmStacks
 from .synthetic_profiles import SyntheticCorticalProfiles
+from .synthetic_voc import SyntheticVOC
+from .voc import SBDSegmentation, VOCSegmentation
 
 __all__ = ["load_dataset", "DATASETS"]
 
@@ -20,10 +22,13 @@ DATASETS = {
     "cortical_layers": CorticalLayers,
     "synthetic_em": SyntheticEmStacks,
     "synthetic_profiles": SyntheticCorticalProfiles,
+    "voc": VOCSegmentation,
+    "sbd": SBDSegmentation,
+    "synthetic_voc": SyntheticVOC,
 }
 
 # the data sets that generate their data when no root is given
-_GENERATED = (SyntheticPolyps, SyntheticEmStacks, SyntheticCorticalProfiles)
+_GENERATED = (SyntheticPolyps, SyntheticEmStacks, SyntheticCorticalProfiles, SyntheticVOC)
 
 
 def load_dataset(name, root=None, split="train", **options):
@@ -33,7 +38,7 @@ def load_dataset(name, root=None, split="train", **options):
     ----------
     name : str
         One of 'polyps912', 'camvid', 'folder', 'synthetic', 'isbi_em', 'cortical_layers',
-        'synthetic_em', 'synthetic_profiles'.
+        'synthetic_em', 'synthetic_profiles', 'voc', 'sbd', 'synthetic_voc'.
     root : str, Path or None
         The dataset folder; only the synthetic sets may leave it ``None`` (each generates its
         data once into the cache, see :func:`~fcn8_lasagne.data.ensure_synthetic_polyps`).
@@ -46,7 +51,7 @@ def load_dataset(name, root=None, split="train", **options):
         ``train_fraction`` for 'isbi_em' and 'cortical_layers' and their synthetic sets;
         ``n_pages``, ``page_size`` for 'isbi_em' and 'synthetic_em' (and ``seed``);
         ``smooth_or_raw`` for 'cortical_layers' and 'synthetic_profiles' (``n_profiles``,
-        ``seed``).
+        ``seed``); ``n_train``, ``n_val``, ``image_size``, ``seed`` for 'synthetic_voc'.
 
     Returns
     -------
