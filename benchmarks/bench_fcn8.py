@@ -49,6 +49,12 @@ Cases whose predicted peak exceeds ``--max-memory-gb`` are skipped, with the pre
 predictions scale the working memory measured at a smaller batch of the same case, or use a
 rough count of activation bytes when nothing smaller was measured.
 
+Throughput: each case's GFLOP counted as direct convolutions (``benchmarks/_flops.py``:
+``2 B F C kh kw Hout Wout`` per convolution, three times per layer for a training step but
+``conv1_1``'s input gradient) over each side's fastest call, beside the best GFLOP/s of a
+3072x3072 ``sgemm`` through the BLAS our convolutions call, measured in the same process
+after every pair of paired calls (on the CPU), and as percentages of it.
+
 Last, one tutorial epoch is estimated from the measured steps — 547 training crops of
 224x224 at batch 10 and 183 validation images of 288x384 at batch 1 — against the ~56 s per
 epoch the tutorial reports on a Titan X.
@@ -74,6 +80,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 BENCHMARK_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCHMARK_DIR)
+from _flops import fcn8_flops, sgemm_gflops, simd_level, SGEMM_SIZE  # noqa: E402
 #: Marks the worker's result line on its standard output.
 RESULT_MARKER = "BENCH_FCN8_RESULT "
 VOID_LABEL = 2
@@ -442,6 +450,8 @@ def run_alone(side, case, options):
         result["first_loss"] = prepared.first
     result["times"] = _timed_calls(prepared.call, options.repeat, options.budget)
     result["peak_bytes"] = peak_resident_bytes()
+    if options.device == "cpu":  # the throughput reference, right after the timed calls
+        result["sgemm_gflops"] = sgemm_gflops(repeat=3)
     if side == "ours" and options.device != "cpu":
         result.update(_jax_device_memory(result))
     if side == "torch" and options.device == "gpu":
@@ -469,12 +479,13 @@ def run_paired(case, options):
         return {"unavailable": "torch has no CUDA device"}
     times = _alternate_calls(sides, options)
     return {"ours_times": times["ours"], "torch_times": times["torch"],
-            "pair_ratios": _pair_ratios(times)}
+            "pair_ratios": _pair_ratios(times), "sgemm_gflops": times.get("sgemm")}
 
 
 def run_case_in_process(case, options):
     """Both sides of ``case`` in this process: compile, check and paired timings."""
-    row = {"case": asdict(case), "label": case.label, "timing": "in-process"}
+    row = {"case": asdict(case), "label": case.label, "timing": "in-process",
+           "gflop": case_gflop(case, options)}
     sides = {}
     for side in ("torch", "ours"):
         try:
@@ -497,6 +508,8 @@ def run_case_in_process(case, options):
                 result["first_loss"] = sides[side].first
             row[side] = _finish(result)
         row["pair_ratios"] = _pair_ratios(turns)
+        if turns.get("sgemm"):
+            row["sgemm_gflops"] = max(turns["sgemm"])
         if options.device != "cpu":
             row["ours"].update(_jax_device_memory(row["ours"]))
         if options.device == "gpu":
@@ -515,8 +528,15 @@ def _pair_ratios(times):
 
 
 def _alternate_calls(sides, options):
-    """Times of the two sides' calls taking turns (the first side alternating too)."""
+    """Times of the two sides' calls taking turns (the first side alternating too).
+
+    On the CPU each pair is followed by one ``sgemm`` of the throughput reference
+    (``_flops.sgemm_gflops``), so that its best shares the pairs' load: ``times['sgemm']``
+    holds those GFLOP/s.
+    """
     times = {"ours": [], "torch": []}
+    if options.device == "cpu":
+        times["sgemm"] = [sgemm_gflops(repeat=1)]
     spent = 0.0
     for index in range(options.repeat):
         order = ("ours", "torch") if index % 2 == 0 else ("torch", "ours")
@@ -527,6 +547,8 @@ def _alternate_calls(sides, options):
             sides[side].call()
             times[side].append(time.perf_counter() - start)
             spent += times[side][-1]
+        if options.device == "cpu":
+            times["sgemm"].append(sgemm_gflops(repeat=1))
         if index + 1 >= 3 and spent > 2 * options.budget:
             break
     return times
@@ -651,7 +673,7 @@ def check_first_results(case, options, outputs, results):
 
 def run_case(case, options, measured, order=("torch", "ours")):
     """Both sides of one case, in ``order``; a row of results for the table."""
-    row = {"case": asdict(case), "label": case.label}
+    row = {"case": asdict(case), "label": case.label, "gflop": case_gflop(case, options)}
     limit = options.max_memory_gb * GIB
     predictions = {side: predict_peak(case, side, measured)
                    for side in ("ours", "torch")}
@@ -687,10 +709,22 @@ def run_case(case, options, measured, order=("torch", "ours")):
                         row[side]["times"] = turns[f"{side}_times"]
                         row[side]["median_s"] = statistics.median(row[side]["times"])
                     row["pair_ratios"] = turns["pair_ratios"]
+                    if turns.get("sgemm_gflops"):
+                        row["sgemm_gflops"] = max(turns["sgemm_gflops"])
                 else:
                     row["paired_error"] = turns.get("error") or turns.get("unavailable")
+    if "sgemm_gflops" not in row:
+        alone = [row[side].get("sgemm_gflops") for side in ("ours", "torch")
+                 if isinstance(row.get(side), dict)]
+        if any(alone):
+            row["sgemm_gflops"] = max(value for value in alone if value)
     _add_ratios(row)
     return row
+
+
+def case_gflop(case, options):
+    """GFLOP of one call of ``case``, counted as direct convolutions (``_flops.py``)."""
+    return fcn8_flops(case.batch, case.height, case.width, options.n_classes, case.mode) / 1e9
 
 
 def _add_ratios(row):
@@ -705,6 +739,12 @@ def _add_ratios(row):
         key = "peak_bytes" if "peak_bytes" in ours else "device_peak_bytes"
         if key in ours and key in theirs:
             row["peak_ratio"] = ours[key] / theirs[key]
+    # throughput of the fastest calls, counted as direct convolutions
+    for side, result in (("ours", ours), ("torch", theirs)):
+        if "times" in result and row.get("gflop"):
+            row[f"{side}_gflops"] = row["gflop"] / min(result["times"])
+            if row.get("sgemm_gflops"):
+                row[f"{side}_of_sgemm"] = row[f"{side}_gflops"] / row["sgemm_gflops"]
 
 
 def merge_rounds(rounds):
@@ -731,6 +771,9 @@ def merge_rounds(rounds):
             if key in merged:
                 merged[key] = max(result[key] for result in results)
         row[side] = merged
+    sgemm = [one["sgemm_gflops"] for one in rounds if one.get("sgemm_gflops")]
+    if sgemm:
+        row["sgemm_gflops"] = max(sgemm)
     pair_ratios = [ratio for one in rounds for ratio in one.get("pair_ratios", [])]
     if pair_ratios:
         row["pair_ratios"] = pair_ratios
@@ -743,8 +786,11 @@ def merge_rounds(rounds):
 
 def machine_description():
     """CPU model, cores, memory, library versions and thread settings."""
-    description = {"date": datetime.date.today().isoformat(), "python": platform.python_version(),
-                   "platform": platform.platform(), "cores": os.cpu_count()}
+    description = {"date": datetime.date.today().isoformat(),
+                   "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M"),
+                   "python": platform.python_version(),
+                   "platform": platform.platform(), "cores": os.cpu_count(),
+                   "simd": simd_level()}
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
         for line in lscpu.splitlines():
@@ -813,6 +859,27 @@ def print_table(rows, device):
                  _gb(peaks[0]), _gb(peaks[1]),
                  f"{peaks[0] / peaks[1]:.2f}" if all(peaks) else "-", check_cell]
         print("| " + " | ".join(cells) + " |")
+
+
+def print_throughput(rows):
+    """GFLOP/s of the fastest calls (direct-convolution count) beside the run's sgemm."""
+    print(f"| case | GFLOP (direct conv.) | ours GFLOP/s | torch GFLOP/s | sgemm GFLOP/s "
+          f"({SGEMM_SIZE}², best in run) | ours % of sgemm | torch % of sgemm | "
+          "ours speed / torch's |")
+    print("|" + "---|" * 8)
+    for row in rows:
+        if "ours_gflops" not in row and "torch_gflops" not in row:
+            continue
+
+        def cell(key, scale=1.0, form="{:.1f}"):
+            return form.format(row[key] * scale) if key in row else "-"
+
+        speed = (f"{row['ours_gflops'] / row['torch_gflops']:.2f}"
+                 if "ours_gflops" in row and "torch_gflops" in row else "-")
+        print(f"| {row['label']} | {row['gflop']:.1f} | {cell('ours_gflops')} | "
+              f"{cell('torch_gflops')} | {cell('sgemm_gflops')} | "
+              f"{cell('ours_of_sgemm', 100, '{:.0f}%')} | {cell('torch_of_sgemm', 100, '{:.0f}%')} "
+              f"| {speed} |")
 
 
 def epoch_estimate(rows):
@@ -908,8 +975,9 @@ def main(argv=None):
         worker_main(options)
         return
     machine = machine_description()
-    print(f"# FCN-8 benchmark, device {options.device}, {machine['date']}")
-    print(f"# {machine.get('cpu', '?')}, {machine['cores']} cores, {machine['memory_gb']} GB; "
+    print(f"# FCN-8 benchmark, device {options.device}, {machine['date']} {machine['utc']} UTC")
+    print(f"# {machine.get('cpu', '?')} ({machine.get('simd')}), {machine['cores']} cores, "
+          f"{machine['memory_gb']} GB; "
           f"versions {machine['versions']}; memory limit {options.max_memory_gb:.1f} GB")
     print(f"# our BLAS {machine.get('blas')}; environment {machine['environment']}; "
           f"timing {options.timing}")
@@ -934,6 +1002,8 @@ def main(argv=None):
     rows = [merge_rounds(done) for done in by_case.values() if done]
     print()
     print_table(rows, options.device)
+    print()
+    print_throughput(rows)
     estimate = epoch_estimate(rows) if options.epoch else None
     if estimate:
         print()
@@ -960,6 +1030,10 @@ def _summary(row):
         parts.append(f"ratio {row['time_ratio']:.2f} ({row.get('timing')}), "
                      f"ratio of minima {row['min_ratio']:.2f}, peak ratio {peak}, "
                      f"check {row['check']['difference']:.1e}")
+    if "ours_gflops" in row:
+        parts.append(f"{row['gflop']:.0f} GFLOP: ours {row['ours_gflops']:.0f} GFLOP/s"
+                     + (f", torch {row['torch_gflops']:.0f}" if "torch_gflops" in row else "")
+                     + (f", sgemm {row['sgemm_gflops']:.0f}" if "sgemm_gflops" in row else ""))
     return ", ".join(parts)
 
 

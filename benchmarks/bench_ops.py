@@ -9,8 +9,11 @@ Per layer it prints the best of ``--repeat`` runs of the CPU kernels behind the 
 (forward; with ``--backward`` also the input and weight gradients) next to
 ``torch.nn.functional`` on the same arrays. ``--direct`` adds our kernels with the
 Winograd path turned off (``set_winograd(False)``) and the ratio Winograd / direct.
-``--network`` compiles FCN-8's forward pass (``fcn8_lasagne.models.buildFCN8``) in the C VM,
-Numba and JAX modes and reports compile and run times. The machine may be shared: minima
+``--network`` compiles FCN-8's forward pass (``fcn8_lasagne.models.buildFCN8``) with
+``compile.function(device='cpu')`` and in PyTensor's C VM, Numba and JAX modes and
+reports compile and run times. Throughput is GFLOP/s counted as direct convolutions
+(``_flops.py`` states the count) beside the best GFLOP/s of a 3072x3072 ``sgemm`` measured
+between the layers. The machine may be shared: minima
 are the numbers to compare.
 """
 
@@ -19,43 +22,10 @@ import time
 
 import numpy as np
 
+from _flops import conv_flops, fcn8_flops, fcn8_layers, sgemm_gflops, simd_level, SGEMM_SIZE
 from _timing import best_times
 from fcn8_lasagne.ops import _conv_cpu, set_winograd
 from fcn8_lasagne.ops._blas import blas_info
-
-
-def fcn8_layers(size, n_classes=21):
-    """``(name, kind, input shape, weight shape, stride, pad)`` of FCN-8's convolutions."""
-    layers = []
-    height, channels = size, 3
-    blocks = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
-    for block, (filters, count) in enumerate(blocks, start=1):
-        for index in range(1, count + 1):
-            pad = 100 if (block, index) == (1, 1) else 1
-            layers.append((f"conv{block}_{index}", "conv", (1, channels, height, height),
-                           (filters, channels, 3, 3), 1, pad))
-            height, channels = height + 2 * pad - 2, filters
-        height //= 2
-        if block == 3:
-            pool3 = height
-        if block == 4:
-            pool4 = height
-    layers.append(("fc6", "conv", (1, 512, height, height), (4096, 512, 7, 7), 1, 0))
-    fc6 = height - 6
-    layers.append(("fc7", "conv", (1, 4096, fc6, fc6), (4096, 4096, 1, 1), 1, 0))
-    layers.append(("score_fr", "conv", (1, 4096, fc6, fc6), (n_classes, 4096, 1, 1), 1, 0))
-    layers.append(("score2", "deconv", (1, n_classes, fc6, fc6),
-                   (n_classes, n_classes, 4, 4), 2, 0))
-    layers.append(("score_pool4", "conv", (1, 512, pool4, pool4), (n_classes, 512, 1, 1), 1, 0))
-    score4_in = min(2 * fc6 + 2, pool4)
-    layers.append(("score4", "deconv", (1, n_classes, score4_in, score4_in),
-                   (n_classes, n_classes, 4, 4), 2, 0))
-    layers.append(("score_pool3", "conv", (1, 256, pool3, pool3), (n_classes, 256, 1, 1), 1, 0))
-    upsample_in = min(2 * score4_in + 2, pool3)
-    layers.append(("upsample", "deconv", (1, n_classes, upsample_in, upsample_in),
-                   (n_classes, n_classes, 16, 16), 8, 0))
-    return layers
-
 
 
 def _without_winograd(function):
@@ -121,20 +91,37 @@ def bench_layers(size, repeat, backward, batch=1, direct=False):
     if direct:
         columns += [c.replace("ours", "direct") for c in columns if c.startswith("ours")]
     print(f"{'layer':12s}" + "".join(f"{c:>15s}" for c in columns) + "   ratio (ms)"
-          + ("   winograd/direct" if direct else ""))
+          + ("   winograd/direct" if direct else "")
+          + f"{'GFLOP':>9s}{'ours GF/s':>11s}{'torch GF/s':>11s}{'ours %sgemm':>12s}")
     totals = dict.fromkeys(columns, 0.0)
+    total_flops = 0.0
+    # one sgemm call between layers: its best shares the layers' load
+    sgemm = sgemm_gflops(repeat=1)
     for name, kind, x_shape, w_shape, stride, pad in fcn8_layers(size):
         x = rng.standard_normal((batch,) + x_shape[1:]).astype(np.float32)
         w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
         with _no_grad(torch):
             best = best_times(layer_functions(kind, x, w, stride, pad, backward, torch, direct),
                               repeat)
+        sgemm = max(sgemm, sgemm_gflops(repeat=1))
+        flops = conv_flops(kind, x.shape, w_shape, stride, pad)
+        total_flops += flops
         for column in columns:
             totals[column] += best.get(column, 0.0)
         print(f"{name:12s}" + "".join(f"{best.get(c, np.nan) * 1e3:15.2f}" for c in columns)
-              + _ratios(best, direct), flush=True)
+              + _ratios(best, direct) + _throughput(flops, best, sgemm), flush=True)
     print(f"{'total':12s}" + "".join(f"{totals[c] * 1e3:15.2f}" for c in columns)
-          + _ratios(totals, direct))
+          + _ratios(totals, direct) + _throughput(total_flops, totals, sgemm))
+    print(f"sgemm {SGEMM_SIZE}x{SGEMM_SIZE} (best between the layers): {sgemm:.1f} GFLOP/s; "
+          f"GFLOP counted as direct convolutions (forward pass; each gradient the same)")
+    return sgemm
+
+
+def _throughput(flops, times, sgemm):
+    """GFLOP, ours and torch's forward GFLOP/s, ours as a percentage of ``sgemm``."""
+    ours = flops / times["ours"] / 1e9 if times.get("ours") else np.nan
+    theirs = flops / times["torch"] / 1e9 if times.get("torch") else np.nan
+    return f"{flops / 1e9:9.2f}{ours:11.1f}{theirs:11.1f}{100 * ours / sgemm:11.0f}%"
 
 
 def _ratios(times, direct):
@@ -204,7 +191,7 @@ def torch_fcn8(torch, n_classes=21):
     return forward
 
 
-def bench_network(size, repeat, modes):
+def bench_network(size, repeat, modes, sgemm=None):
     import resource
 
     import pytensor
@@ -221,7 +208,12 @@ def bench_network(size, repeat, modes):
     functions = {}
     for mode in modes:
         start = time.perf_counter()
-        function = pytensor.function([x], output, mode=None if mode == "NUMBA" else mode)
+        if mode == "cpu":  # what users get: this package's CPU mode and rewrites
+            from fcn8_lasagne.compile import function as compile_function
+
+            function = compile_function([x], output, device="cpu")
+        else:
+            function = pytensor.function([x], output, mode=None if mode == "NUMBA" else mode)
         compiled = time.perf_counter() - start
         start = time.perf_counter()
         function(image)
@@ -244,7 +236,26 @@ def bench_network(size, repeat, modes):
         functions["torch"] = run_torch
     best = best_times(functions, repeat)
     print("best of", repeat, {mode: round(seconds, 3) for mode, seconds in best.items()})
+    sgemm = max(sgemm or 0.0, sgemm_gflops(repeat=3))
+    flops = fcn8_flops(1, size, size, n_classes=21)
+    print(f"forward pass {flops / 1e9:.1f} GFLOP (direct convolutions); sgemm {sgemm:.1f} "
+          "GFLOP/s; " + ", ".join(
+              f"{mode} {flops / seconds / 1e9:.1f} GFLOP/s ({100 * flops / seconds / 1e9 / sgemm:.0f}%"
+              " of sgemm)" for mode, seconds in best.items()))
     print(f"peak RSS {peak:.0f} MiB (weights, compiled functions and their first calls)")
+
+
+def _cpu_model():
+    import subprocess
+
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        return None
+    for line in lscpu.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return None
 
 
 def main():
@@ -256,12 +267,15 @@ def main():
     parser.add_argument("--direct", action="store_true",
                         help="also time our kernels without the Winograd path")
     parser.add_argument("--network", action="store_true")
-    parser.add_argument("--modes", default="CVM,NUMBA,JAX")
+    parser.add_argument("--modes", default="cpu,CVM,NUMBA,JAX",
+                        help="cpu: fcn8_lasagne.compile.function(device='cpu'); others: "
+                             "pytensor.function(mode=...)")
     args = parser.parse_args()
-    print("BLAS:", blas_info())
-    bench_layers(args.size, args.repeat, args.backward, args.batch, args.direct)
+    print("BLAS:", blas_info(), "CPU:", _cpu_model(), simd_level(),
+          time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    sgemm = bench_layers(args.size, args.repeat, args.backward, args.batch, args.direct)
     if args.network:
-        bench_network(args.size, args.repeat, args.modes.split(","))
+        bench_network(args.size, args.repeat, args.modes.split(","), sgemm)
 
 
 if __name__ == "__main__":
