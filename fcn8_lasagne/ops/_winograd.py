@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from . import _winograd_c
 from ._blas import gemm
 from ._threads import parallel_for, spans, worker_count
 
@@ -234,7 +235,30 @@ def _bands(batch, tiles_h, tiles_w, bytes_per_tile):
     balanced = -(-batch * tiles_h // (2 * worker_count()))
     cached = _BLOCK_BYTES // (bytes_per_tile * tiles_w)
     band = min(tiles_h, max(-(-_MIN_TILES // tiles_w), min(cached, balanced)))
-    return [(b, span) for b in range(batch) for span in spans(tiles_h, band)]
+    # bands of (nearly) equal height: 26 rows in bands of at most 20 are 13 + 13, not 20 + 6
+    count = -(-tiles_h // band)
+    edges = [tiles_h * k // count for k in range(count + 1)]
+    return [(b, (start, stop)) for b in range(batch) for start, stop in zip(edges, edges[1:])]
+
+
+def _filter_pieces(filters, tasks):
+    """Filter spans that split each of ``tasks`` units of work when there are too few of
+    them to keep the workers busy (small images); each piece transforms its band of input
+    again, a small cost next to its GEMMs."""
+    pieces = min(-(-2 * worker_count() // tasks), max(1, filters // _MIN_FILTERS))
+    return spans(filters, -(-filters // pieces))
+
+
+# Whether the tile transforms may run as compiled loops (:mod:`._winograd_c`, bitwise equal
+# to the NumPy ones); tests turn it off to compare the two.
+_use_c_transforms = True
+
+
+def _c_transforms(padded):
+    """Whether this call's transforms run in C: allowed, compiled, and the images' rows
+    contiguous."""
+    return (_use_c_transforms and padded.strides[-1] == padded.itemsize
+            and _winograd_c.usable(padded.dtype))
 
 
 def _tile_counts(out_h, out_w):
@@ -281,32 +305,37 @@ def winograd_correlation(padded, tap_weights, out_h, out_w, flip):
     blocks = out.reshape(batch, filters, tiles_h, 2, tiles_w, 2)
 
     bands = _bands(batch, tiles_h, tiles_w, 16 * (channels + filters) * dtype.itemsize)
-    # Too few bands to keep the workers busy (small images): also split the filters;
-    # each piece then transforms its band of input again, a small cost next to its GEMMs.
-    pieces = min(-(-2 * worker_count() // len(bands)), max(1, filters // _MIN_FILTERS))
-    filter_spans = spans(filters, -(-filters // pieces))
-    tasks = [(b, rows, fs) for b, rows in bands for fs in filter_spans]
+    tasks = [(b, rows, fs) for b, rows in bands for fs in _filter_pieces(filters, len(bands))]
+
+    compiled = _c_transforms(padded)
 
     def buffers(state, n, width):
         key = (n, width)
         if key not in state:
             state.clear()
-            state[key] = (np.empty((2, 4, channels, n, tiles_w + 1), dtype),
+            state[key] = (None if compiled else np.empty((2, 4, channels, n, tiles_w + 1), dtype),
                           np.empty((4, 4, channels, n, tiles_w), dtype),
                           np.empty((16, width, n * tiles_w), dtype),
-                          np.empty((2, 4, width, n, tiles_w), dtype))
+                          None if compiled else np.empty((2, 4, width, n, tiles_w), dtype))
         return state[key]
 
     def compute(task, state):
         b, (row0, row1), (f0, f1) = task
         n = row1 - row0
         half, transformed, products, partial = buffers(state, n, f1 - f0)
-        _transform_input(padded[b, :, 2 * row0:2 * row1 + 2], tiles_w, half, transformed)
+        rows = padded[b, :, 2 * row0:2 * row1 + 2]
+        if compiled:
+            _winograd_c.transform_input(rows, tiles_w, transformed)
+        else:
+            _transform_input(rows, tiles_w, half, transformed)
         columns = transformed.reshape(16, channels, n * tiles_w)
         for k in range(16):
             gemm(transformed_filters[k, f0:f1], columns[k], products[k])
-        _transform_output(products.reshape(4, 4, f1 - f0, n, tiles_w), partial,
-                          blocks[b, f0:f1, row0:row1])
+        products = products.reshape(4, 4, f1 - f0, n, tiles_w)
+        if compiled:
+            _winograd_c.transform_output(products, blocks[b, f0:f1, row0:row1])
+        else:
+            _transform_output(products, partial, blocks[b, f0:f1, row0:row1])
 
     parallel_for(tasks, compute, dict,
                  flops=2.0 * 16 * batch * tiles_h * tiles_w * filters * channels)
@@ -345,31 +374,49 @@ def winograd_weight_grad(padded, output_grad):
         even_grad[:, :, :out_h, :out_w] = output_grad
     blocks = even_grad.reshape(batch, filters, tiles_h, 2, tiles_w, 2)
     bands = _bands(batch, tiles_h, tiles_w, 16 * (channels + filters) * dtype.itemsize)
+    filter_spans = _filter_pieces(filters, len(bands))
+    tasks = [(b, rows, fs) for b, rows in bands for fs in filter_spans]
+
+    compiled = _c_transforms(padded) and even_grad.strides[-1] == even_grad.itemsize
 
     def new_state():
-        return {"sums": np.empty((16, filters, channels), dtype), "beta": 0.0, "buffers": {}}
+        # "started": the filter spans whose rows of "sums" this worker has written
+        return {"sums": np.empty((16, filters, channels), dtype), "started": set(),
+                "buffers": {}}
 
     def accumulate(task, state):
-        b, (row0, row1) = task
-        n = row1 - row0
-        if n not in state["buffers"]:
-            state["buffers"] = {n: (np.empty((2, 4, channels, n, tiles_w + 1), dtype),
-                                    np.empty((4, 4, channels, n, tiles_w), dtype),
-                                    np.empty((4, filters, n, tiles_w, 2), dtype),
-                                    np.empty((4, 4, filters, n, tiles_w), dtype))}
-        half, transformed, grad_half, grad_transformed = state["buffers"][n]
-        _transform_input(padded[b, :, 2 * row0:2 * row1 + 2], tiles_w, half, transformed)
-        _transform_output_grad(blocks[b, :, row0:row1], grad_half, grad_transformed)
+        b, (row0, row1), (f0, f1) = task
+        n, width = row1 - row0, f1 - f0
+        key = (n, width)
+        if key not in state["buffers"]:
+            state["buffers"] = {key: (
+                None if compiled else np.empty((2, 4, channels, n, tiles_w + 1), dtype),
+                np.empty((4, 4, channels, n, tiles_w), dtype),
+                None if compiled else np.empty((4, width, n, tiles_w, 2), dtype),
+                np.empty((4, 4, width, n, tiles_w), dtype))}
+        half, transformed, grad_half, grad_transformed = state["buffers"][key]
+        rows, grad_blocks = padded[b, :, 2 * row0:2 * row1 + 2], blocks[b, f0:f1, row0:row1]
+        if compiled:
+            _winograd_c.transform_input(rows, tiles_w, transformed)
+            _winograd_c.transform_output_grad(grad_blocks, grad_transformed)
+        else:
+            _transform_input(rows, tiles_w, half, transformed)
+            _transform_output_grad(grad_blocks, grad_half, grad_transformed)
         columns = transformed.reshape(16, channels, n * tiles_w)
-        grad_columns = grad_transformed.reshape(16, filters, n * tiles_w)
+        grad_columns = grad_transformed.reshape(16, width, n * tiles_w)
+        beta = 1.0 if (f0, f1) in state["started"] else 0.0
         for k in range(16):
-            gemm(grad_columns[k], columns[k], state["sums"][k], beta=state["beta"],
+            gemm(grad_columns[k], columns[k], state["sums"][k, f0:f1], beta=beta,
                  trans_b=True)
-        state["beta"] = 1.0
+        state["started"].add((f0, f1))
 
-    states = parallel_for(bands, accumulate, new_state,
+    states = parallel_for(tasks, accumulate, new_state,
                           flops=2.0 * 16 * batch * tiles_h * tiles_w * filters * channels)
     sums = states[0]["sums"]
-    for state in states[1:]:
-        sums += state["sums"]
+    for f0, f1 in filter_spans:
+        holders = [state for state in states if (f0, f1) in state["started"]]
+        if holders[0] is not states[0]:
+            sums[:, f0:f1] = holders[0]["sums"][:, f0:f1]
+        for state in holders[1:]:
+            sums[:, f0:f1] += state["sums"][:, f0:f1]
     return _kernel_transform(sums.reshape(4, 4, filters, channels))

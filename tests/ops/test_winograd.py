@@ -149,3 +149,64 @@ def test_environment_variable_turns_it_off():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_bands_have_equal_heights():
+    """26 tile rows in bands of at most 20 are split 13 + 13, not 20 + 6."""
+    bands = _winograd._bands(1, 26, 26, 16 * (256 + 512) * 4)
+    heights = [stop - start for _, (start, stop) in bands]
+    assert sum(heights) == 26 and max(heights) - min(heights) <= 1
+    many = [stop - start for _, (start, stop) in _winograd._bands(1, 106, 106, 16 * 192 * 4)]
+    assert sum(many) == 106 and len(many) > 4 and max(many) - min(many) <= 1
+
+
+def test_weight_grad_with_filters_split_on_the_worker_threads(rng, monkeypatch):
+    """One band per image and the filters split: every worker's partial sums of each filter
+    span are added, whichever worker ran which task."""
+    from fcn8_lasagne.ops import _threads
+
+    monkeypatch.setattr(_threads, "_PARALLEL_FLOPS", 0)
+    monkeypatch.setattr(_winograd, "_MIN_TILES", 10 ** 6)
+    monkeypatch.setattr(_winograd, "_MIN_FILTERS", 2)
+    x = random(rng, (1, 5, 12, 10))
+    gy = random(rng, (1, 9, 12, 10))
+    padded = _conv_cpu.pad_images(x, 1, 1, *_winograd.padded_size(12, 10))
+    assert len(_winograd._filter_pieces(9, 1)) > 1
+    for _ in range(3):
+        np.testing.assert_allclose(
+            _winograd.winograd_weight_grad(padded, gy).transpose(2, 3, 0, 1),
+            reference.conv2d_grad_weights(x, gy, (9, 5, 3, 3), 1, 1, False),
+            rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("x_shape, w_shape, pad", SHAPES + [((2, 16, 13, 18), (24, 16, 3, 3), 1)])
+def test_compiled_transforms_equal_numpys_bit_for_bit(rng, monkeypatch, dtype, x_shape,
+                                                      w_shape, pad):
+    """The C tile transforms compute the NumPy ones' additions in the same order."""
+    from fcn8_lasagne.ops import _winograd_c
+
+    if _winograd_c.library() is None:
+        pytest.skip("no C++ compiler: the NumPy transforms are the only ones")
+    x, w = random(rng, x_shape, dtype), random(rng, w_shape, dtype)
+    out_hw = tuple(n + 2 * pad - 2 for n in x_shape[2:])
+    gy = random(rng, (x_shape[0], w_shape[0]) + out_hw, dtype)
+    padded = _conv_cpu.pad_images(x, pad, pad, *_winograd.padded_size(*out_hw))
+    results = {}
+    for compiled in (True, False):
+        monkeypatch.setattr(_winograd, "_use_c_transforms", compiled)
+        assert _winograd._c_transforms(padded) == compiled
+        results[compiled] = (np.array(correlate(x, w, pad, False)),
+                             _winograd.winograd_weight_grad(padded, gy))
+    for with_c, with_numpy in zip(results[True], results[False]):
+        assert with_c.dtype == dtype
+        np.testing.assert_array_equal(with_c, with_numpy)
+
+
+def test_compiled_transforms_can_be_turned_off_by_the_environment():
+    code = ("from fcn8_lasagne.ops import _winograd_c; import numpy as np; "
+            "print(_winograd_c.library() is None, _winograd_c.usable(np.float32))")
+    env = {**os.environ, "FCN8_LASAGNE_C_KERNELS": "0"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.split() == ["True", "False"]

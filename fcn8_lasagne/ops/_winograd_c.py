@@ -1,0 +1,281 @@
+"""The tile transforms of :mod:`._winograd` in C++, compiled at first use.
+
+In NumPy each transform is eight passes over a band of tiles (a subtraction or addition of
+two strided views per pass); measured on FCN-8's layers (``benchmarks/profile_conv_cpu.py``)
+they took about as many thread-seconds as the GEMMs between them. These loops do each
+transform in one pass: every 4x4 input tile is read once and its 16 transformed values
+written, every 4x4 block of products is read once and its 2x2 outputs written. They compute
+the same additions and subtractions in the same order as the NumPy code (no fused or
+reassociated arithmetic: ``-O3`` without ``-ffast-math``), so the results are bitwise equal
+to it (``tests/ops/test_winograd.py``).
+
+The source is compiled once per machine, compiler and source version with PyTensor's C++
+compiler (``pytensor.config.cxx``) into PyTensor's compile directory and loaded with
+``ctypes``, which releases the GIL (the worker threads run the calls side by side). Without
+a compiler, when compiling fails, or with ``FCN8_LASAGNE_C_KERNELS=0``, :func:`library`
+returns None and :mod:`._winograd` keeps its NumPy transforms.
+"""
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import tempfile
+import threading
+import warnings
+
+import numpy as np
+
+__all__ = ["library", "transform_input", "transform_output", "transform_output_grad"]
+
+_SOURCE = r"""
+// B^T d B of every 4x4 tile (stride 2) of a band of image rows, written as
+// out[(a * 4 + d) * channels + c][i * tiles_w + j].
+template <typename T>
+static void input_transform(const T* __restrict__ rows, long channel_stride, long row_stride,
+                            long channels, long n, long tiles_w, T* __restrict__ out) {
+    const long plane = n * tiles_w, channel_plane = channels * plane;
+    for (long c = 0; c < channels; ++c) {
+        for (long i = 0; i < n; ++i) {
+            const T* r0 = rows + c * channel_stride + 2 * i * row_stride;
+            const T* r1 = r0 + row_stride;
+            const T* r2 = r1 + row_stride;
+            const T* r3 = r2 + row_stride;
+            T* o = out + c * plane + i * tiles_w;
+            for (long j = 0; j < tiles_w; ++j) {
+                T t[4][4];
+                for (long s = 0; s < 4; ++s) {
+                    const long col = 2 * j + s;
+                    t[0][s] = r0[col] - r2[col];
+                    t[1][s] = r1[col] + r2[col];
+                    t[2][s] = r2[col] - r1[col];
+                    t[3][s] = r1[col] - r3[col];
+                }
+                for (long a = 0; a < 4; ++a) {
+                    T* p = o + (4 * a) * channel_plane + j;
+                    p[0] = t[a][0] - t[a][2];
+                    p[channel_plane] = t[a][1] + t[a][2];
+                    p[2 * channel_plane] = t[a][2] - t[a][1];
+                    p[3 * channel_plane] = t[a][1] - t[a][3];
+                }
+            }
+        }
+    }
+}
+
+// A^T M A of every 4x4 block of products (in[(a * 4 + d) * filters + f][i * tiles_w + j])
+// into output pixels (2 i + a, 2 j + d) of each filter's image.
+template <typename T>
+static void output_transform(const T* __restrict__ in, long filters, long n, long tiles_w,
+                             T* __restrict__ out, long channel_stride, long row_stride) {
+    const long plane = n * tiles_w, filter_plane = filters * plane;
+    for (long f = 0; f < filters; ++f) {
+        for (long i = 0; i < n; ++i) {
+            const T* m = in + f * plane + i * tiles_w;
+            T* y0 = out + f * channel_stride + 2 * i * row_stride;
+            T* y1 = y0 + row_stride;
+            for (long j = 0; j < tiles_w; ++j) {
+                T p[2][4];
+                for (long c = 0; c < 4; ++c) {
+                    const T m0 = m[(0 + c) * filter_plane + j], m1 = m[(4 + c) * filter_plane + j];
+                    const T m2 = m[(8 + c) * filter_plane + j], m3 = m[(12 + c) * filter_plane + j];
+                    p[0][c] = (m0 + m1) + m2;
+                    p[1][c] = (m1 - m2) - m3;
+                }
+                y0[2 * j] = (p[0][0] + p[0][1]) + p[0][2];
+                y0[2 * j + 1] = (p[0][1] - p[0][2]) - p[0][3];
+                y1[2 * j] = (p[1][0] + p[1][1]) + p[1][2];
+                y1[2 * j + 1] = (p[1][1] - p[1][2]) - p[1][3];
+            }
+        }
+    }
+}
+
+// A dY A^T of every 2x2 block of an output gradient, written as
+// out[(a * 4 + d) * filters + f][i * tiles_w + j].
+template <typename T>
+static void output_grad_transform(const T* __restrict__ in, long channel_stride,
+                                  long row_stride, long filters, long n, long tiles_w,
+                                  T* __restrict__ out) {
+    const long plane = n * tiles_w, filter_plane = filters * plane;
+    for (long f = 0; f < filters; ++f) {
+        for (long i = 0; i < n; ++i) {
+            const T* g0 = in + f * channel_stride + 2 * i * row_stride;
+            const T* g1 = g0 + row_stride;
+            T* o = out + f * plane + i * tiles_w;
+            for (long j = 0; j < tiles_w; ++j) {
+                T h[4][2];
+                for (long d = 0; d < 2; ++d) {
+                    const T first = g0[2 * j + d], second = g1[2 * j + d];
+                    h[0][d] = first;
+                    h[1][d] = first + second;
+                    h[2][d] = first - second;
+                    h[3][d] = -second;
+                }
+                for (long a = 0; a < 4; ++a) {
+                    T* p = o + (4 * a) * filter_plane + j;
+                    p[0] = h[a][0];
+                    p[filter_plane] = h[a][0] + h[a][1];
+                    p[2 * filter_plane] = h[a][0] - h[a][1];
+                    p[3 * filter_plane] = -h[a][1];
+                }
+            }
+        }
+    }
+}
+
+#define EXPORT(T, suffix)                                                                  \
+    extern "C" void winograd_input_##suffix(const T* rows, long cs, long rs, long channels,  \
+                                            long n, long tw, T* out) {                     \
+        input_transform<T>(rows, cs, rs, channels, n, tw, out);                            \
+    }                                                                                      \
+    extern "C" void winograd_output_##suffix(const T* in, long filters, long n, long tw,    \
+                                             T* out, long cs, long rs) {                   \
+        output_transform<T>(in, filters, n, tw, out, cs, rs);                              \
+    }                                                                                      \
+    extern "C" void winograd_output_grad_##suffix(const T* in, long cs, long rs,            \
+                                                  long filters, long n, long tw, T* out) { \
+        output_grad_transform<T>(in, cs, rs, filters, n, tw, out);                         \
+    }
+
+EXPORT(float, f32)
+EXPORT(double, f64)
+"""
+
+_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno"]
+_SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+_lock = threading.Lock()
+_library = None
+_loaded = False
+
+
+def _cpu_signature():
+    try:
+        with open("/proc/cpuinfo") as stream:
+            for line in stream:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    return ""
+
+
+def _compiler():
+    if os.environ.get("FCN8_LASAGNE_C_KERNELS", "1").strip().lower() in ("0", "false", "no",
+                                                                         "off"):
+        return None
+    try:
+        import pytensor
+
+        return pytensor.config.cxx or None
+    except Exception:  # pragma: no cover - pytensor is a dependency
+        return None
+
+
+def _cache_dir():
+    import pytensor
+
+    return os.path.join(pytensor.config.compiledir, "fcn8_lasagne")
+
+
+def _build(cxx):
+    """Path of the compiled library (built if missing), or None with a warning."""
+    try:
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True,
+                                 timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        warnings.warn(f"fcn8_lasagne: no C++ compiler for the Winograd transforms ({error}); "
+                      "using NumPy", RuntimeWarning)
+        return None
+    key = hashlib.sha256("\0".join([_SOURCE, cxx, version, " ".join(_FLAGS),
+                                    _cpu_signature()]).encode()).hexdigest()[:16]
+    directory = _cache_dir()
+    target = os.path.join(directory, f"winograd_{key}.so")
+    if os.path.exists(target):
+        return target
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory) as work:
+        source = os.path.join(work, "winograd.cpp")
+        with open(source, "w") as stream:
+            stream.write(_SOURCE)
+        built = os.path.join(work, "winograd.so")
+        try:
+            result = subprocess.run([cxx, *_FLAGS, "-o", built, source], capture_output=True,
+                                    text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as error:
+            warnings.warn(f"fcn8_lasagne: compiling the Winograd transforms with {cxx} failed "
+                          f"({error}); using NumPy", RuntimeWarning)
+            return None
+        if result.returncode != 0:
+            warnings.warn(f"fcn8_lasagne: compiling the Winograd transforms with {cxx} failed "
+                          f"({result.stderr.strip()[-300:]}); using NumPy", RuntimeWarning)
+            return None
+        os.replace(built, target)  # atomic: a concurrent build leaves one whole file
+    return target
+
+
+def library():
+    """The loaded transforms (a ``ctypes.CDLL``), or None when unavailable (see above)."""
+    global _library, _loaded
+    with _lock:
+        if not _loaded:
+            _loaded = True
+            cxx = _compiler()
+            path = _build(cxx) if cxx else None
+            if path is not None:
+                try:
+                    handle = ctypes.CDLL(path)
+                except OSError as error:
+                    warnings.warn(f"fcn8_lasagne: loading the Winograd transforms failed "
+                                  f"({error}); using NumPy", RuntimeWarning)
+                else:
+                    for suffix in _SUFFIXES.values():
+                        for name in ("input", "output", "output_grad"):
+                            getattr(handle, f"winograd_{name}_{suffix}").restype = None
+                    _library = handle
+        return _library
+
+
+def _elements(stride, itemsize):
+    return ctypes.c_long(stride // itemsize)
+
+
+def transform_input(rows, tiles_w, transformed):
+    """C version of ``_winograd._transform_input`` (without its scratch buffer).
+
+    ``rows`` ``(C, 2 n + 2, >= 2 tiles_w + 2)`` with unit column stride; ``transformed``
+    a C-contiguous ``(4, 4, C, n, tiles_w)``.
+    """
+    channels, n = transformed.shape[2], transformed.shape[3]
+    size = rows.itemsize
+    function = getattr(_library, f"winograd_input_{_SUFFIXES[rows.dtype]}")
+    function(ctypes.c_void_p(rows.ctypes.data), _elements(rows.strides[0], size),
+             _elements(rows.strides[1], size), ctypes.c_long(channels), ctypes.c_long(n),
+             ctypes.c_long(tiles_w), ctypes.c_void_p(transformed.ctypes.data))
+
+
+def transform_output(products, out):
+    """C version of ``_winograd._transform_output``: ``products`` a C-contiguous
+    ``(4, 4, F, n, tw)``, ``out`` a ``(F, n, 2, tw, 2)`` view of whole images' rows."""
+    filters, n, tiles_w = products.shape[2:]
+    size = out.itemsize
+    function = getattr(_library, f"winograd_output_{_SUFFIXES[out.dtype]}")
+    function(ctypes.c_void_p(products.ctypes.data), ctypes.c_long(filters), ctypes.c_long(n),
+             ctypes.c_long(tiles_w), ctypes.c_void_p(out.ctypes.data),
+             _elements(out.strides[0], size), _elements(out.strides[2], size))
+
+
+def transform_output_grad(blocks, out):
+    """C version of ``_winograd._transform_output_grad``: ``blocks`` a ``(F, n, 2, tw, 2)``
+    view of whole images' rows, ``out`` a C-contiguous ``(4, 4, F, n, tw)``."""
+    filters, n, _, tiles_w, _ = blocks.shape
+    size = blocks.itemsize
+    function = getattr(_library, f"winograd_output_grad_{_SUFFIXES[blocks.dtype]}")
+    function(ctypes.c_void_p(blocks.ctypes.data), _elements(blocks.strides[0], size),
+             _elements(blocks.strides[2], size), ctypes.c_long(filters), ctypes.c_long(n),
+             ctypes.c_long(tiles_w), ctypes.c_void_p(out.ctypes.data))
+
+
+def usable(dtype):
+    """Whether the C transforms are loaded and take ``dtype`` (float32 or float64)."""
+    return np.dtype(dtype) in _SUFFIXES and library() is not None
