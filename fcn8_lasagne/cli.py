@@ -4,7 +4,8 @@ Argument parsing and printing only; the work is done by the package's modules.
 ``fcn8 train`` accepts ``train_fcn8.py``'s flags verbatim (``-dataset``, ``-learning_rate``,
 ``-penal_cst``, ``-num_epochs``/``--num_epochs``/``-ne``, ``-max_patience``,
 ``-batch_size N N N``, ``-data_augmentation JSON``, ``-early_stop_class``,
-``-train_from_0_255``).
+``-train_from_0_255``). It reads ``--model`` first, then adds that model's own flags
+(its recipe's :meth:`~fcn8_lasagne.training.Recipe.add_arguments`).
 """
 
 import argparse
@@ -19,6 +20,9 @@ import numpy as np
 __all__ = ["main", "build_parser"]
 
 MODELS = ("fcn8", "fcn16", "fcn32")
+# fcn8 evaluate also takes the dilated-ResNet FCNs
+FCN_RESNET_MODELS = ("fcn_resnet50", "fcn_resnet101")
+EVALUATE_MODELS = MODELS + FCN_RESNET_MODELS
 DEVICES = ("cpu", "jax", "gpu")
 # kept in step with fcn8_lasagne.compile (not imported here so --help stays fast)
 PRECISIONS = ("bf16", "float32", "tf32")
@@ -76,24 +80,18 @@ def _add_allow_nonfinite(parser):
                              "an error: such a network predicts class 0 everywhere)")
 
 
-#: The datasets of RGB images that the FCN-8/16/32 commands take (the others are the sibling
-#: tutorials' EM stacks and 1-D profiles).
-_FCN_DATASETS = ("polyps912", "camvid", "folder", "synthetic")
-
-
-def _dataset_name(args, flag):
+def _dataset_name(args, flag, recipe=None):
     """The dataset named by ``flag`` (``-dataset`` / ``--dataset``), checked against the
-    known ones before anything else is said about it."""
+    known ones, then against those ``recipe`` takes (default: the FCN models'), before
+    anything else is said about it."""
     from .data import DATASETS
+    from .training import get_recipe
 
     dataset = "polyps912" if args.dataset == "polyps" else args.dataset
     if dataset not in DATASETS:
         raise ValueError(f"{flag} {args.dataset!r} is not a known dataset; expected one of "
                          f"{', '.join(DATASETS)} (or polyps, for polyps912)")
-    if dataset not in _FCN_DATASETS:
-        raise ValueError(f"{flag} {dataset} holds the U-Net or 1-D FCN tutorial's data, which "
-                         f"the FCN models do not take; expected one of "
-                         f"{', '.join(_FCN_DATASETS)}")
+    (recipe or get_recipe("fcn8")).check_dataset(dataset, flag)
     return dataset
 
 
@@ -169,8 +167,13 @@ def _add_dataset(parser):
     _add_dataset_options(parser)
 
 
-def build_parser():
-    """The argument parser of the ``fcn8`` command."""
+def build_parser(train_model="fcn8"):
+    """The argument parser of the ``fcn8`` command.
+
+    ``train_model``: the model whose own flags ``fcn8 train`` takes (its recipe's
+    ``add_arguments``); :func:`main` reads it from ``--model`` first."""
+    from .training import RECIPES, get_recipe
+
     parser = argparse.ArgumentParser(
         prog="fcn8", description="The deeplearning.net FCN-8 tutorial on PyTensor.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -182,11 +185,14 @@ def build_parser():
     inspect.add_argument("--batch", type=int, default=1)
     inspect.add_argument("--channels", type=int, default=3)
 
-    train = commands.add_parser("train", help="train_fcn8.py",
-                                description="Train as train_fcn8.py did (same flags).")
+    train = commands.add_parser("train", help="train_fcn8.py (and the sibling models)",
+                                description="Train as train_fcn8.py did (same flags); "
+                                            "--model picks another model, whose own flags "
+                                            "follow (fcn8 train --model M --help lists "
+                                            "them).")
     train.add_argument("-dataset", default="synthetic",
                        help="synthetic (default, built in) | polyps912 (or polyps) | camvid | "
-                            "folder")
+                            "folder for the FCN models; the others' take their own")
     train.add_argument("-learning_rate", type=float, default=None)
     train.add_argument("-penal_cst", type=float, default=None, help="L2 weight decay")
     train.add_argument("-num_epochs", "--num_epochs", "-ne", dest="num_epochs", type=int,
@@ -211,9 +217,12 @@ def build_parser():
     train.add_argument("--seed", type=int, default=None,
                        help="seeds initialisation, dropout, shuffling and augmentation "
                             "(default: 1 for the synthetic data, unseeded otherwise)")
-    train.add_argument("--model", choices=MODELS, default="fcn8")
+    train.add_argument("--model", choices=tuple(RECIPES), default="fcn8")
     train.add_argument("--init-weights", default=None, help="Lasagne .npz to start from")
-    train.add_argument("--deconv-init", choices=("glorot", "bilinear"), default="glorot")
+    train.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                       help="stop starting epochs once the last epoch's duration says the "
+                            "next would end more than SECONDS after the start (the final "
+                            "test still runs; not in the original). 0: no budget")
     _add_dataset_options(train)
     train.add_argument("--no-progress", action="store_true")
     _add_allow_nonfinite(train)
@@ -237,11 +246,17 @@ def build_parser():
                             "seed (--seed; the synthetic data's default is 1)")
     train.add_argument("--num-processes", type=int, default=None, metavar="P")
     train.add_argument("--process-id", type=int, default=None, metavar="I")
+    get_recipe(train_model).add_arguments(train)
 
     evaluate = commands.add_parser("evaluate", help="per-class IoU of weights on a split")
-    evaluate.add_argument("weights")
-    evaluate.add_argument("--model", choices=MODELS, default="fcn8")
+    evaluate.add_argument("weights", help="a Lasagne .npz (for fcn_resnet50/101 also a "
+                                          "torchvision .pth or a Gluon-CV .params)")
+    evaluate.add_argument("--model", choices=EVALUATE_MODELS, default="fcn8")
     _add_dataset(evaluate)
+    # `-dataset` as fcn8 train spells it; the default depends on --model (see _evaluate)
+    evaluate.add_argument("-dataset", dest="dataset", default=argparse.SUPPRESS,
+                          help=argparse.SUPPRESS)
+    evaluate.set_defaults(dataset=None)
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of tables")
     _add_streaming(evaluate, "an image or label map (or a pair of two sizes)",
                    "left out of the confusion matrix")
@@ -328,27 +343,46 @@ def _device_count(text):
     return value
 
 
-def _train_config(args):
-    from .training import SYNTHETIC_DEFAULTS, TUTORIAL_DEFAULTS, TrainingConfig
+#: The ``fcn8 train`` flags (by ``args`` name) whose value, when the flag is not given,
+#: comes from the recipe's ``defaults(dataset)`` (else from ``TrainingConfig``).
+_DEFAULTED = ("learning_rate", "penal_cst", "num_epochs", "max_patience", "batch_size",
+              "data_augmentation", "seed", "time_budget")
 
-    dataset = _dataset_name(args, "-dataset")
-    defaults = SYNTHETIC_DEFAULTS if dataset == "synthetic" else TUTORIAL_DEFAULTS
-    chosen = {name: getattr(args, name) for name in defaults}
-    settings = {name: defaults[name] if value is None else value
-                for name, value in chosen.items()}
-    options = _dataset_options(args, dataset, "-dataset")
-    savepath = args.savepath or os.path.join("save_models", dataset, f"{args.model}_data_aug")
+
+def _train_config(args):
+    """The TrainingConfig of ``fcn8 train``: the flags given, the recipe's defaults for the
+    others, the recipe's own flags (fields or ``options``)."""
+    import dataclasses
+
+    from .training import TrainingConfig, get_recipe
+
+    recipe = get_recipe(args.model)
+    dataset = _dataset_name(args, "-dataset", recipe)
+    fields = {field.name: field for field in dataclasses.fields(TrainingConfig)}
+    defaults = recipe.defaults(dataset)
+    settings = {}
+    for name in _DEFAULTED:
+        value = getattr(args, name)
+        if value is None:
+            value = defaults.get(name, fields[name].default)
+        settings[name] = value
+    if args.time_budget == 0:  # turns a default budget off
+        settings["time_budget"] = None
+    settings["batch_size"] = tuple(settings["batch_size"])
+    dataset_options = _dataset_options(args, dataset, "-dataset")
+    own = dict(recipe.options_from_args(args))
+    dataset_options.update(own.pop("dataset_options", {}))
+    settings.update({name: value for name, value in own.items() if name in fields})
+    options = {name: value for name, value in own.items() if name not in fields}
     return TrainingConfig(
-        dataset=dataset, data_dir=args.data_dir, batch_size=tuple(settings["batch_size"]),
-        learning_rate=settings["learning_rate"], penal_cst=settings["penal_cst"],
-        num_epochs=settings["num_epochs"], max_patience=settings["max_patience"],
-        data_augmentation=settings["data_augmentation"],
+        dataset=dataset, data_dir=args.data_dir,
         flip_every_image=args.flip_every_image, early_stop_class=args.early_stop_class,
-        train_from_0_255=args.train_from_0_255, savepath=savepath, resume=args.resume,
-        overwrite=args.overwrite,
-        seed=settings["seed"], model=args.model, device=args.device,
-        init_weights=args.init_weights, deconv_init=args.deconv_init, dataset_options=options,
-        allow_nonfinite=args.allow_nonfinite, devices=args.devices)
+        train_from_0_255=args.train_from_0_255,
+        savepath=args.savepath or recipe.default_savepath(dataset), resume=args.resume,
+        overwrite=args.overwrite, model=args.model, device=args.device,
+        init_weights=args.init_weights, dataset_options=dataset_options,
+        allow_nonfinite=args.allow_nonfinite, devices=args.devices, options=options,
+        **settings)
 
 
 def _start_processes(args, config):
@@ -374,13 +408,15 @@ def _start_processes(args, config):
 
 
 def _train(args):
-    from .training import RunMismatch, TrainingDiverged, check_settings, train
+    from .training import RunMismatch, Trainer, TrainingDiverged, check_settings, get_recipe
 
     config = _train_config(args)
-    if config.dataset != "synthetic" and config.data_dir is None:
+    recipe = get_recipe(config.model)
+    if config.dataset not in recipe.generated_datasets and config.data_dir is None:
         raise ValueError(f"-dataset {config.dataset} needs --data-dir (the dataset's root "
                          "folder)")
-    check_settings(config)  # hyper-parameters, seed, augmentation, savepath: before any note
+    # hyper-parameters, seed, augmentation, savepath: before any note
+    check_settings(config, recipe)
     config = _start_processes(args, config)
     if config.device == "cpu":
         from .ops import coretype_advice
@@ -389,8 +425,8 @@ def _train(args):
         if advice:
             print(f"fcn8 train: note: {advice}", file=sys.stderr)
     try:
-        result = train(config, log=lambda line: print(line, flush=True),
-                       progress=not args.no_progress)
+        result = Trainer(config, recipe, log=lambda line: print(line, flush=True),
+                         progress=not args.no_progress).train()
     except TrainingDiverged as error:
         print(f"fcn8 train: {error}", file=sys.stderr)
         return 3
@@ -410,13 +446,41 @@ def _load_split(args):
     return load_dataset(dataset, args.data_dir, args.split, **options)
 
 
-def _evaluate(args):
-    from .inference import check_n_classes, evaluate, load_model, predict_function
+def _load_fcn_resnet_split(args):
+    """The split ``fcn8 evaluate --model fcn_resnet50/101`` scores (default synthetic_voc)."""
+    from .data import load_dataset
+    from .training import get_recipe
 
-    dataset = _load_split(args)
-    check_n_classes(args.weights, dataset.class_names, f"dataset {dataset.name}", args.model)
-    net, input_var = load_model(args.weights, args.model,
-                                allow_nonfinite=args.allow_nonfinite)
+    recipe = get_recipe(args.model)
+    dataset = _dataset_name(args, "--dataset", recipe)
+    options = _dataset_options(args, dataset, "--dataset")
+    if dataset not in recipe.generated_datasets and args.data_dir is None:
+        raise ValueError(f"--dataset {dataset} needs --data-dir (the dataset's root folder)")
+    return load_dataset(dataset, args.data_dir, args.split, **options)
+
+
+def _evaluate(args):
+    from .inference import (check_n_classes, evaluate, fcn_resnet_predict_function,
+                            load_model, predict_function)
+    from .metrics import gluoncv_scores, torchvision_scores
+    from .models.summary import check_input_size
+
+    resnet = args.model in FCN_RESNET_MODELS
+    if args.dataset is None:
+        args.dataset = "synthetic_voc" if resnet else "synthetic"
+    if resnet:
+        # the whole image at its size, ImageNet-normalised: Gluon-CV's single-scale 'testval'
+        dataset = _load_fcn_resnet_split(args)
+        net, input_var = load_model(args.weights, args.model, n_classes=dataset.n_classes,
+                                    allow_nonfinite=args.allow_nonfinite)
+        predict, check_size = fcn_resnet_predict_function(net, input_var, args.device), None
+    else:
+        dataset = _load_split(args)
+        check_n_classes(args.weights, dataset.class_names, f"dataset {dataset.name}",
+                        args.model)
+        net, input_var = load_model(args.weights, args.model,
+                                    allow_nonfinite=args.allow_nonfinite)
+        predict, check_size = predict_function(net, input_var, args.device), check_input_size
     skipped = []
 
     def skip(message):  # through tqdm, so that a progress bar is not broken
@@ -425,9 +489,8 @@ def _evaluate(args):
         skipped.append(None)
         tqdm.write(f"fcn8 evaluate: {message}", file=sys.stderr)
 
-    confusion = evaluate(predict_function(net, input_var, args.device), dataset,
-                         progress=not (args.json or args.no_progress),
-                         on_error=args.on_error, on_skip=skip)
+    confusion = evaluate(predict, dataset, progress=not (args.json or args.no_progress),
+                         on_error=args.on_error, on_skip=skip, check_size=check_size)
     names = list(dataset.class_names)
     report = {
         "weights": args.weights, "dataset": dataset.name, "split": args.split,
@@ -439,6 +502,12 @@ def _evaluate(args):
         "confusion_matrix": confusion.matrix.astype(int).tolist(),
         "skipped": len(skipped),
     }
+    if resnet:
+        # Gluon-CV's pixAcc / mIoU (a class absent from labels and predictions counts 0)
+        # and torchvision's mean IoU (NaN then); see fcn8_lasagne.metrics
+        pix_acc, _, miou = gluoncv_scores(confusion)
+        report.update({"pixAcc": pix_acc, "mIoU": miou,
+                       "torchvision_mean_iou": _floats([torchvision_scores(confusion)[3]])[0]})
     status = 0
     if skipped:
         print(f"fcn8 evaluate: {len(skipped)} of {len(dataset)} pairs skipped (named above); "
@@ -450,7 +519,10 @@ def _evaluate(args):
     print(f"{'class':<16}{'IoU':>8}")
     for name, iou in zip(names, report["per_class_iou"]):
         print(f"{name:<16}{'nan' if iou is None else f'{iou:.4f}':>8}")
-    for key in ("mean_iou", "pixel_accuracy", "mean_class_accuracy", "frequency_weighted_iou"):
+    keys = ("mean_iou", "pixel_accuracy", "mean_class_accuracy", "frequency_weighted_iou")
+    if resnet:
+        keys = ("mIoU", "pixAcc") + keys
+    for key in keys:
         print(f"{key:<24}{report[key]:.4f}")
     print("confusion matrix (rows: true, columns: predicted)")
     width = max(len(n) for n in names) + 2
@@ -610,9 +682,28 @@ _COMMANDS = {"inspect": _inspect, "train": _train, "evaluate": _evaluate, "predi
              "convert": _convert, "dump-activations": _dump_activations}
 
 
+def _train_model(argv):
+    """The ``--model`` of an ``fcn8 train`` command line ('fcn8' if none or not a known
+    model: the full parser then says what is wrong)."""
+    from .training import RECIPES
+
+    if not argv or argv[0] != "train":
+        return "fcn8"
+    reader = argparse.ArgumentParser(add_help=False)
+    reader.add_argument("--model", default="fcn8")
+    model = reader.parse_known_args(argv[1:])[0].model
+    return model if model in RECIPES else "fcn8"
+
+
 def main(argv=None):
     """Entry point of the ``fcn8`` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        parser = build_parser(_train_model(argv))
+    except ImportError as error:  # a registered model whose recipe is not installed
+        print(f"fcn8 train: error: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         if getattr(args, "precision", "float32") != "float32":
             if args.device == "cpu":

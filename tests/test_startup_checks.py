@@ -26,7 +26,7 @@ def no_model(monkeypatch):
     def builder(*args, **kwargs):
         raise ReachedTheModel
 
-    monkeypatch.setattr(training, "BUILDERS", {name: builder
+    monkeypatch.setattr(training.fcn8, "BUILDERS", {name: builder
                                                for name in ("fcn8", "fcn16", "fcn32")})
 
 

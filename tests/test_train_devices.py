@@ -35,8 +35,8 @@ TINY = ["--synthetic-images", "4", "2", "2", "--synthetic-size", "28", "32", "-n
         "-batch_size", "2", "2", "2", "--no-progress", "--device", "jax"]
 LEARNING_RATE = ["-learning_rate", "1e-7"]
 FILES = {"config.txt", "fcn8_errors_best.npz", "fcn8_errors_last.npz", "fcn8_output.log",
-         "final_results.json", "new_fcn8_model_best.npz", "new_fcn8_model_last.npz",
-         "training_state.npz"}
+         "final_results.json", "learning_curves.png", "new_fcn8_model_best.npz",
+         "new_fcn8_model_last.npz", "training_state.npz"}
 
 
 def _one_error_line(capsys):

@@ -262,7 +262,7 @@ def test_ctrl_c_while_saving_an_epoch_leaves_a_consistent_run(tmp_path, monkeypa
     import signal
 
     _stub_functions(monkeypatch, lambda call: 0.3)
-    real_savez = training.atomic_savez
+    real_savez = training.run.atomic_savez
     sent = []
 
     def savez_then_sigint(path, *args, **kwds):
@@ -273,7 +273,7 @@ def test_ctrl_c_while_saving_an_epoch_leaves_a_consistent_run(tmp_path, monkeypa
 
     from fcn8_lasagne.weights import npz
 
-    monkeypatch.setattr(training, "atomic_savez", savez_then_sigint)
+    monkeypatch.setattr(training.run, "atomic_savez", savez_then_sigint)
     monkeypatch.setattr(npz, "atomic_savez", savez_then_sigint)
     lines = []
     result = train(_tiny_synthetic_config(tmp_path, num_epochs=3), log=lines.append,
@@ -283,7 +283,7 @@ def test_ctrl_c_while_saving_an_epoch_leaves_a_consistent_run(tmp_path, monkeypa
     progress, histories = _state(run)
     # the state describes exactly the epochs whose files exist: epoch 0 complete
     assert progress == [1, 0] and histories.shape == (4, 1)
-    monkeypatch.setattr(training, "atomic_savez", real_savez)
+    monkeypatch.setattr(training.run, "atomic_savez", real_savez)
     monkeypatch.setattr(npz, "atomic_savez", real_savez)
     resumed = []
     train(_tiny_synthetic_config(tmp_path, num_epochs=2, resume=True), log=resumed.append,
@@ -343,7 +343,7 @@ def test_nan_loss_before_any_save_names_no_missing_file(tmp_path, monkeypatch):
 
 
 def test_nan_loss_on_an_all_void_batch_says_so():
-    run = training._Run("/nonexistent")
+    run = training.RunFolder("/nonexistent", training.FCN8_FILES, ())
     message = training._diverged_message(run, 0, float("nan"), np.full((1, 4, 4), 2), [2])
     assert "void" in message and "learning_rate" not in message
     assert "no weights were saved yet" in message
