@@ -3,6 +3,13 @@
 A weight file is checked before any network is built: its array count against the model's
 (:data:`PARAM_COUNTS`), its dtypes (floating point) and its values (finite unless
 ``allow_nonfinite``), so a wrong file fails in a second with a message naming it.
+
+The dilated-ResNet FCNs (``fcn_resnet50``, ``fcn_resnet101``) load from the ``.npz`` files
+``fcn8 train`` writes (all parameters, BN running statistics included, in Lasagne's order),
+from torchvision state dicts (``.pth``) and from Gluon-CV ``.params`` files
+(:func:`load_fcn_resnet_model`); the variant, the aux head and the class count are read from
+the file. They take ImageNet-normalised images: :func:`fcn_resnet_predict_function`
+normalises the [0, 1] images the datasets give.
 """
 
 import functools
@@ -13,8 +20,9 @@ import pytensor.tensor as pt
 
 from . import compile as compiling
 from .data import read_rgb_image
+from .data.scale_crop import normalize_imagenet
 from .files import atomic_write
-from .layers import get_output, set_all_param_values
+from .layers import get_all_params, get_output, set_all_param_values
 from .metrics import ConfusionMatrix
 from .models import BUILDERS
 from .models.summary import check_input_size
@@ -22,7 +30,10 @@ from .weights import atomic_savez, read_npz_shapes, read_npz_values
 
 __all__ = [
     "PARAM_COUNTS",
+    "FCN_RESNET_MODELS",
     "load_model",
+    "load_fcn_resnet_model",
+    "fcn_resnet_predict_function",
     "weight_n_classes",
     "check_n_classes",
     "predict_function",
@@ -44,6 +55,9 @@ __all__ = [
 #: with parameters: the 16 of the VGG body and ``score_fr``, then the skips and upsamplings).
 PARAM_COUNTS = {"fcn8": 42, "fcn16": 38, "fcn32": 34}
 
+#: The dilated-ResNet FCN models and their backbones.
+FCN_RESNET_MODELS = {"fcn_resnet50": "resnet50", "fcn_resnet101": "resnet101"}
+
 
 def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3, allow_nonfinite=False):
     """Build a network for a Lasagne ``.npz`` weight file and load it.
@@ -51,7 +65,9 @@ def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3, allow_nonfi
     Parameters
     ----------
     path : str
-    model : {'fcn8', 'fcn16', 'fcn32'}
+    model : {'fcn8', 'fcn16', 'fcn32', 'fcn_resnet50', 'fcn_resnet101'}
+        The ResNet FCNs go to :func:`load_fcn_resnet_model` (which also reads ``.pth`` and
+        ``.params`` files).
     n_classes : int, optional
         Taken from the file (the size of the last bias, ``upsample.b``) when omitted.
     nb_in_channels : int
@@ -64,6 +80,9 @@ def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3, allow_nonfi
     net : OrderedDict
     input_var : TensorVariable
     """
+    if model in FCN_RESNET_MODELS:
+        return load_fcn_resnet_model(path, model, n_classes=n_classes,
+                                     allow_nonfinite=allow_nonfinite)
     if model not in BUILDERS:
         raise ValueError(f"unknown model {model!r}; expected one of {sorted(BUILDERS)}")
     values = read_npz_values(path, allow_nonfinite=allow_nonfinite)
@@ -79,6 +98,122 @@ def load_model(path, model="fcn8", n_classes=None, nb_in_channels=3, allow_nonfi
     except ValueError as error:
         raise ValueError(f"{path}: {error} (is this a {model} weight file?)") from None
     return net, input_var
+
+
+# arrays of the two stems in Lasagne's order: V1s conv1.0, .3, .6 (W) and three BNs (4 each);
+# V1b conv1 (W) and bn1
+_STEM_ARRAYS = {"gluoncv": 3 + 3 * 4, "torchvision": 1 + 4}
+# the aux head: 3x3 conv W, BN (4), 1x1 conv W and b
+_AUX_ARRAYS = 1 + 4 + 2
+
+
+def _fcn_resnet_layout_of_npz(path, shapes, model):
+    """``(variant, n_classes)`` of a Lasagne ``.npz`` from its array shapes."""
+    name = os.fspath(path)
+    if not shapes or len(shapes[0]) != 4 or shapes[0][1] != 3 or shapes[0][2] not in (3, 7):
+        raise ValueError(f"{name}: the first array {shapes[0] if shapes else None} is not the "
+                         f"stem convolution of a {model} (64, 3, 3, 3) (Gluon-CV) or "
+                         "(64, 3, 7, 7) (torchvision); is this a ResNet FCN weight file?")
+    if len(shapes[-1]) != 1:
+        raise ValueError(f"{name}: the last array {shapes[-1]} is not a head's bias "
+                         f"(n_classes,); is this a {model} weight file?")
+    return ("gluoncv" if shapes[0][2] == 3 else "torchvision"), int(shapes[-1][0])
+
+
+def _fcn_resnet_layout_of_state(path):
+    """``(variant, aux, n_classes)`` of a torchvision ``.pth`` or Gluon-CV ``.params``."""
+    from .weights.mxnet_params import NDARRAY_LIST_MAGIC, read_mxnet_params
+    from .weights.torch_state import read_torch_state_dict
+
+    with open(path, "rb") as stream:
+        head = stream.read(8)
+    if len(head) == 8 and int.from_bytes(head, "little") == NDARRAY_LIST_MAGIC:
+        arrays = read_mxnet_params(path)
+    else:
+        arrays = read_torch_state_dict(path)
+    keys = {key[7:] if key.startswith("module.") else key for key in arrays}
+    for variant, main, aux in (("gluoncv", "head.block.4.bias", "auxlayer.block.4.bias"),
+                               ("torchvision", "classifier.4.bias", "aux_classifier.4.bias")):
+        if main in keys:
+            bias = arrays.get(main, arrays.get("module." + main))
+            return variant, aux in keys, int(np.asarray(bias).shape[0])
+    raise ValueError(f"{os.fspath(path)}: neither head.block.4.bias (Gluon-CV) nor "
+                     "classifier.4.bias (torchvision) is in the file: not an FCN-ResNet "
+                     "weight file")
+
+
+def load_fcn_resnet_model(path, model="fcn_resnet50", n_classes=None, allow_nonfinite=False):
+    """Build a dilated-ResNet FCN for a weight file and load it (eval-ready).
+
+    Parameters
+    ----------
+    path : str
+        A ``.npz`` written by ``fcn8 train`` (every parameter of the network, BN means and
+        ``inv_std`` included, in Lasagne's order; with or without the aux head), a
+        torchvision state dict (``.pth``) or a Gluon-CV ``.params`` file.
+    model : {'fcn_resnet50', 'fcn_resnet101'}
+    n_classes : int, optional
+        Checked against the file's (the last head bias) when given.
+    allow_nonfinite : bool
+
+    Returns
+    -------
+    net : OrderedDict
+    input_var : TensorVariable
+        The network takes ImageNet-normalised RGB (see :func:`fcn_resnet_predict_function`).
+    """
+    from .models.fcn_resnet import buildFCNResNet, fcn_resnet_output_layers
+    from .weights.fcn_resnet import load_fcn_resnet
+
+    if model not in FCN_RESNET_MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {sorted(FCN_RESNET_MODELS)}")
+    name = os.fspath(path)
+    is_npz = name.lower().endswith(".npz")
+    if is_npz:
+        values = read_npz_values(path, allow_nonfinite=allow_nonfinite)
+        variant, file_classes = _fcn_resnet_layout_of_npz(path, [v.shape for v in values],
+                                                          model)
+        aux = None
+    else:
+        variant, aux, file_classes = _fcn_resnet_layout_of_state(path)
+    if n_classes is not None and int(n_classes) != file_classes:
+        raise ValueError(f"{name}: the weights are for {file_classes} classes but "
+                         f"{n_classes} were asked for")
+    input_var = pt.tensor4("input")
+    net = buildFCNResNet(3, input_var, n_classes=file_classes,
+                         backbone=FCN_RESNET_MODELS[model], variant=variant,
+                         aux=True if aux is None else aux)
+    if not is_npz:
+        load_fcn_resnet(net, path, allow_nonfinite=allow_nonfinite)
+        return net, input_var
+    with_aux = get_all_params(fcn_resnet_output_layers(net))
+    main_only = get_all_params(net["probs"])
+    if len(values) == len(main_only):
+        tops = net["probs"]
+    elif len(values) == len(with_aux):
+        tops = fcn_resnet_output_layers(net)
+    else:
+        other = {"fcn_resnet50": "fcn_resnet101", "fcn_resnet101": "fcn_resnet50"}[model]
+        raise ValueError(
+            f"{name}: {len(values)} arrays, but a {variant} {model} has {len(with_aux)} "
+            f"(with the aux head) or {len(main_only)} (without); is this a {other} file "
+            f"(--model {other})?")
+    try:
+        set_all_param_values(tops, values, allow_nonfinite=allow_nonfinite)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error} (is this a {model} weight file?)") from None
+    return net, input_var
+
+
+def fcn_resnet_predict_function(net, input_var, device="cpu"):
+    """``f(X) -> probabilities (B, C, H, W)`` for [0, 1] images: ImageNet-normalised, then
+    the deterministic network (BN running statistics, no dropout)."""
+    probabilities = predict_function(net, input_var, device)
+
+    def predict(images):
+        return probabilities(normalize_imagenet(images))
+
+    return predict
 
 
 def weight_n_classes(path, model="fcn8"):
@@ -164,7 +299,8 @@ def _progress_bar(iterable, progress, desc, total=None):
                 unit="image")
 
 
-def evaluate(predict, dataset, progress=False, on_error="fail", on_skip=None):
+def evaluate(predict, dataset, progress=False, on_error="fail", on_skip=None,
+             check_size=check_input_size):
     """Confusion matrix of ``predict`` over every image of ``dataset``, one image at a time.
 
     The dataset reads its pairs on demand (:class:`fcn8_lasagne.data.SegmentationDataset`),
@@ -183,6 +319,10 @@ def evaluate(predict, dataset, progress=False, on_error="fail", on_skip=None):
         with ``on_skip(message)`` called.
     on_skip : callable, optional
         Called with one line naming the file and the reason for every skipped pair.
+    check_size : callable or None
+        ``check_size(height, width, what)`` raises for an image the network cannot take
+        (default: FCN-8/16/32's minimum); ``None`` checks nothing (the ResNet FCNs take any
+        size).
 
     Returns
     -------
@@ -195,7 +335,8 @@ def evaluate(predict, dataset, progress=False, on_error="fail", on_skip=None):
         name = os.fspath(paths[index]) if paths is not None else f"image {index}"
         try:
             image, label = dataset[index]
-            check_input_size(image.shape[1], image.shape[2], f"image {name}")
+            if check_size is not None:
+                check_size(image.shape[1], image.shape[2], f"image {name}")
         except _IMAGE_ERRORS as error:
             if on_error == "fail":
                 raise
