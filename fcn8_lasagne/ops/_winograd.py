@@ -38,7 +38,9 @@ __all__ = ["winograd_correlation", "winograd_weight_grad", "padded_size", "worth
 _MIN_TILES = 512
 # Bytes of transformed input and products per block, above the tiles needed by _MIN_TILES.
 _BLOCK_BYTES = 4 << 20
-# Fewest channel pairs (C * F) and 2x2 output blocks of a call for the Winograd path.
+# Fewest channel pairs (C * F) and 2x2 output blocks of a call for the Winograd path: with
+# the compiled transforms (:mod:`._winograd_c`), and with the NumPy ones.
+_MIN_CHANNEL_PAIRS_C = 64 * 64
 _MIN_CHANNEL_PAIRS = 64 * 128
 _MIN_CALL_TILES = 128
 # Fewest filters per task when the filters are split among the workers.
@@ -81,9 +83,11 @@ def worthwhile(kernel_hw, channels, filters, batch, out_hw):
     Only 3x3 kernels qualify, with many channels and enough 2x2 output blocks. With few
     channels the transforms (memory-bound passes over 4x the image) cost as much as the
     products they save; with few blocks the filter transform dominates. Measured on 2
-    cores: FCN-8's 64-to-64-channel layer ran as fast as the direct GEMMs, the layers with
-    128 or more filters or channels (on at least 128 blocks) took 0.6-0.9 of their time,
-    and 512 channels on a 14x14 output (49 blocks) took 1.2 times as long.
+    cores with the NumPy transforms: FCN-8's 64-to-64-channel layer ran as fast as the
+    direct GEMMs, the layers with 128 or more filters or channels (on at least 128 blocks)
+    took 0.6-0.9 of their time, and 512 channels on a 14x14 output (49 blocks) took 1.2
+    times as long. With the compiled transforms the 64-to-64-channel layer (``conv1_2``)
+    takes 0.75-0.84 of the direct time as well, so it qualifies when they are loaded.
 
     Parameters
     ----------
@@ -95,8 +99,12 @@ def worthwhile(kernel_hw, channels, filters, batch, out_hw):
         Output size.
     """
     blocks = batch * -(-out_hw[0] // 2) * -(-out_hw[1] // 2)
-    return (_enabled and tuple(kernel_hw) == (3, 3) and channels * filters >= _MIN_CHANNEL_PAIRS
-            and blocks >= _MIN_CALL_TILES)
+    if not (_enabled and tuple(kernel_hw) == (3, 3) and blocks >= _MIN_CALL_TILES):
+        return False
+    if channels * filters >= _MIN_CHANNEL_PAIRS:
+        return True
+    return (channels * filters >= _MIN_CHANNEL_PAIRS_C and _use_c_transforms
+            and _winograd_c.library() is not None)
 
 
 def padded_size(out_h, out_w):

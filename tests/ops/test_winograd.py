@@ -100,11 +100,19 @@ def test_rejects_other_kernels_and_short_images(rng):
                                        4, 4, True)
 
 
-def test_worthwhile_rule(winograd_on):
+def test_worthwhile_rule(winograd_on, monkeypatch):
+    from fcn8_lasagne.ops import _winograd_c
+
     big = dict(channels=128, filters=128, batch=1, out_hw=(32, 32))    # 256 blocks
     assert _winograd.worthwhile((3, 3), **big)
     assert not _winograd.worthwhile((5, 5), **big)
+    # 64 -> 64 channels only with the compiled transforms
+    assert _winograd.worthwhile((3, 3), **{**big, "channels": 64, "filters": 64}) == (
+        _winograd_c.library() is not None)
+    assert not _winograd.worthwhile((3, 3), **{**big, "channels": 32, "filters": 64})
+    monkeypatch.setattr(_winograd, "_use_c_transforms", False)
     assert not _winograd.worthwhile((3, 3), **{**big, "channels": 64, "filters": 64})
+    monkeypatch.undo()
     assert _winograd.worthwhile((3, 3), **{**big, "channels": 64})
     assert not _winograd.worthwhile((3, 3), **{**big, "out_hw": (14, 14)})   # 49 blocks
     assert _winograd.worthwhile((3, 3), **{**big, "batch": 3, "out_hw": (14, 13)})
