@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_conv_nd.py [--repeat 5] [--rounds 1] [--threads 2]
-                                       [--only NAME ...]
+                                       [--only NAME ...] [--blas]
 
 For each case it prints the best of ``--repeat`` runs of the CPU kernels behind
 ``fcn8_lasagne.ops.conv`` (``forward``; ``fwd+bwd`` adds the input and weight gradients)
@@ -11,10 +11,13 @@ next to ``torch.nn.functional`` on the same float32 arrays (``fwd+bwd`` through 
 with ``torch.set_num_threads(--threads)``, and the ratio ours / torch. Calls alternate
 between the two sides so that load spikes on a shared machine hit both alike: minima are
 the numbers to compare. ``--rounds`` runs every case that many times over, keeping each
-side's minimum across rounds, for machines whose load changes over minutes.
+side's minimum across rounds, for machines whose load changes over minutes. ``--blas``
+adds the BLAS kernels (the compiled direct kernels of ``ops._conv_c`` turned off) as a third
+side, to compare the two on the same run.
 """
 
 import argparse
+import contextlib
 import platform
 import subprocess
 import time
@@ -22,7 +25,7 @@ import time
 import numpy as np
 
 from _timing import best_times
-from fcn8_lasagne.ops import _conv_cpu
+from fcn8_lasagne.ops import _conv_c, _conv_cpu
 from fcn8_lasagne.ops._blas import blas_info
 
 
@@ -38,7 +41,18 @@ def cases():
 
 
 
-def case_functions(x, w, stride, pad, dilation, groups, torch):
+@contextlib.contextmanager
+def blas_kernels():
+    """Run the convolutions on their BLAS kernels (no compiled direct kernels)."""
+    saved = dict(_conv_c._state)
+    _conv_c._state.update(loaded=True, library=None)
+    try:
+        yield
+    finally:
+        _conv_c._state.update(saved)
+
+
+def case_functions(x, w, stride, pad, dilation, groups, torch, blas=False):
     n = x.ndim - 2
     strides, pads, dilations = (stride,) * n, (pad,) * n, (dilation,) * n
     out = np.ascontiguousarray(
@@ -56,6 +70,16 @@ def case_functions(x, w, stride, pad, dilation, groups, torch):
                                         groups)
 
     functions = {"ours fwd": ours_forward, "ours fwd+bwd": ours_both}
+    if blas:
+        def blas_forward():
+            with blas_kernels():
+                return ours_forward()
+
+        def blas_both():
+            with blas_kernels():
+                ours_both()
+
+        functions.update({"blas fwd": blas_forward, "blas fwd+bwd": blas_both})
     if torch is None:
         return functions
     import torch.nn.functional as F
@@ -97,6 +121,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="substrings of the case names to run")
+    parser.add_argument("--blas", action="store_true",
+                        help="also time the BLAS kernels (compiled kernels off)")
     args = parser.parse_args()
     try:
         import torch
@@ -105,6 +131,9 @@ def main():
     except ImportError:
         torch = None
     print(f"machine: {machine()}; {blas_info()}; date {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    library = _conv_c.library()
+    print("compiled kernels: " + (f"{library.vector_bytes * 8}-bit vectors" if library
+                                  else "none (BLAS kernels only)"))
     if torch is not None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rng = np.random.default_rng(0)
@@ -114,14 +143,16 @@ def main():
     for name, x_shape, w_shape, stride, pad, dilation, groups in selected:
         x = rng.standard_normal(x_shape).astype("float32")
         w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype("float32")
-        prepared[name] = case_functions(x, w, stride, pad, dilation, groups, torch)
+        prepared[name] = case_functions(x, w, stride, pad, dilation, groups, torch, args.blas)
     best = {name: {} for name in prepared}
     for _ in range(args.rounds):
         for name, functions in prepared.items():
             for key, value in best_times(functions, args.repeat).items():
                 best[name][key] = min(best[name].get(key, np.inf), value)
+    blas_header = f"   {'blas fwd':>9s} {'ratio':>6s} {'blas f+b':>9s} {'ratio':>6s}" if (
+        args.blas and torch is not None) else ""
     print(f"{'case':18s} {'ours fwd':>9s} {'torch':>9s} {'ratio':>6s}   "
-          f"{'ours f+b':>9s} {'torch':>9s} {'ratio':>6s}")
+          f"{'ours f+b':>9s} {'torch':>9s} {'ratio':>6s}" + blas_header)
     for name, times in best.items():
         row = f"{name:18s} {times['ours fwd'] * 1e3:8.1f}ms"
         if torch is not None:
@@ -131,6 +162,11 @@ def main():
         if torch is not None:
             row += (f" {times['torch fwd+bwd'] * 1e3:8.1f}ms "
                     f"{times['ours fwd+bwd'] / times['torch fwd+bwd']:5.2f}x")
+            if args.blas:
+                row += (f"   {times['blas fwd'] * 1e3:8.1f}ms "
+                        f"{times['blas fwd'] / times['torch fwd']:5.2f}x"
+                        f" {times['blas fwd+bwd'] * 1e3:8.1f}ms "
+                        f"{times['blas fwd+bwd'] / times['torch fwd+bwd']:5.2f}x")
         print(row, flush=True)
 
 if __name__ == "__main__":

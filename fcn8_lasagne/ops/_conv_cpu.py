@@ -43,6 +43,12 @@ there are enough of them.
 and filters): the shifted-view GEMMs run on channels-last copies of the images, and the
 weight gradient folds the last axis's taps into the channels.
 
+*Compiled direct kernels* (:mod:`._conv_c`, where a C++ compiler is available): stride-1
+3-D, dilated and grouped convolutions, their input gradients and (up to
+``_C_WEIGHT_GRAD_MAX`` channels per group) their weight gradients, which BLAS runs as many
+small tap GEMMs, take these instead of the strategies above (:func:`_use_c_kernels`). They
+sum in a different order than the GEMMs (float32 results differ by rounding).
+
 Kernels work on NumPy arrays of one dtype; ``flip=True`` means a true convolution (kernel
 rotated by 180 degrees), ``flip=False`` a cross-correlation.
 """
@@ -52,7 +58,7 @@ import math
 
 import numpy as np
 
-from . import _winograd
+from . import _conv_c, _winograd
 from ._blas import gemm
 from ._threads import parallel_for, spans, worker_count
 
@@ -597,6 +603,39 @@ def _group_major(w, groups):
         *kernel, groups * per_group, filters // groups)
 
 
+# --- compiled direct kernels (:mod:`._conv_c`) ----------------------------------------------
+
+# Rows narrower than this many outputs stay on the BLAS kernels (the compiled kernels tile
+# rows in vectors; 1-D convolutions run as 2-D ones on rows of width 1).
+_C_MIN_WIDTH = 8
+# The compiled weight gradient is used up to this many channels and filters per group;
+# above, the tap GEMMs are large enough for BLAS (256-channel dilated: BLAS as fast).
+_C_WEIGHT_GRAD_MAX = 64
+
+
+def _use_c_kernels(x_dtype, kernel, stride, dilation, groups, filters, batch, out_shape):
+    """Whether a stride-1 convolution runs on the compiled direct kernels: 3-D, dilated or
+    grouped ones with rows of at least :data:`_C_MIN_WIDTH` outputs that would take the
+    shifted views (the undilated ungrouped 2-D ones keep their BLAS and Winograd kernels)."""
+    if x_dtype not in (np.float32, np.float64) or any(s != 1 for s in stride):
+        return False
+    if not (len(kernel) == 3 or any(d > 1 for d in dilation) or groups > 1):
+        return False
+    if out_shape[-1] < _C_MIN_WIDTH or 0 in out_shape or batch == 0:
+        return False
+    if _strategy(stride, kernel, filters // groups, batch, out_shape, dilation) != "shifted":
+        return False
+    return _conv_c.library() is not None
+
+
+def _transposed_groups(w, groups):
+    """``(C, F / groups, *k)``: the kernel of the transposed correlation, group by group."""
+    filters, per_group = w.shape[:2]
+    kernel = w.shape[2:]
+    split = w.reshape(groups, filters // groups, per_group, *kernel)
+    return split.swapaxes(1, 2).reshape(groups * per_group, filters // groups, *kernel)
+
+
 def conv_forward(x, w, pad, stride, flip, dilation=None, groups=1):
     """Convolution of ``x`` (B, C, *S) with ``w`` (F, C / groups, *k), 1 to 3 spatial axes.
 
@@ -609,9 +648,12 @@ def conv_forward(x, w, pad, stride, flip, dilation=None, groups=1):
     if ndim == 1:
         return conv_forward(_as_2d(x), _as_2d(w), (pad[0], 0), (stride[0], 1), flip,
                             (dilation[0], 1), groups)[..., 0]
+    out_shape = output_shape(x.shape[2:], w.shape[2:], pad, stride, dilation)
+    if 0 not in x.shape + w.shape and _use_c_kernels(
+            x.dtype, w.shape[2:], stride, dilation, groups, w.shape[0], x.shape[0], out_shape):
+        return _conv_c.conv_correlation(x, w, tuple(pad), out_shape, flip, dilation, groups)
     if groups == 1:
         return _forward(x, w, tuple(pad), tuple(stride), flip, dilation)
-    out_shape = output_shape(x.shape[2:], w.shape[2:], pad, stride, dilation)
     cg, fg = x.shape[1] // groups, w.shape[0] // groups
     if 0 not in x.shape + w.shape + out_shape and _grouped_shifted(
             w.shape[2:], stride, cg, fg, x.shape[0], out_shape, dilation):
@@ -713,6 +755,12 @@ def conv_backward_input(gy, w, input_spatial, pad, stride, flip, dilation=None, 
     if ndim == 1:
         return conv_backward_input(_as_2d(gy), _as_2d(w), (input_spatial[0], 1), (pad[0], 0),
                                    (stride[0], 1), flip, (dilation[0], 1), groups)[..., 0]
+    if 0 not in gy.shape + w.shape + input_spatial and _use_c_kernels(
+            gy.dtype, w.shape[2:], stride, dilation, groups, w.shape[1] * groups, gy.shape[0],
+            input_spatial):
+        pads = tuple((k - 1) * d - p for k, d, p in zip(w.shape[2:], dilation, pad))
+        return _conv_c.conv_correlation(gy, _transposed_groups(w, groups), pads, input_spatial,
+                                        not flip, dilation, groups)
     if groups == 1:
         return _backward_input(gy, w, input_spatial, tuple(pad), tuple(stride), flip, dilation)
     batch = gy.shape[0]
@@ -843,9 +891,16 @@ def conv_backward_weights(x, gy, kernel, pad, stride, flip, dilation=None, group
     if ndim == 1:
         return conv_backward_weights(_as_2d(x), _as_2d(gy), (kernel[0], 1), (pad[0], 0),
                                      (stride[0], 1), flip, (dilation[0], 1), groups)[..., 0]
+    cg, fg = channels // groups, filters // groups
+    if (0 not in x.shape + gy.shape and max(cg, fg) <= _C_WEIGHT_GRAD_MAX
+            and _use_c_kernels(x.dtype, kernel, stride, dilation, groups, filters, batch,
+                               gy.shape[2:])):
+        grad = _conv_c.conv_weight_grad(x, gy, kernel, tuple(pad), dilation, groups)
+        if flip:
+            grad = grad[(slice(None), slice(None)) + (slice(None, None, -1),) * ndim]
+        return np.ascontiguousarray(grad)
     if groups == 1:
         return _backward_weights(x, gy, kernel, tuple(pad), tuple(stride), flip, dilation)
-    cg, fg = channels // groups, filters // groups
     if 0 not in x.shape + gy.shape and _grouped_shifted(kernel, stride, cg, fg, batch,
                                                         gy.shape[2:], dilation):
         tap_grads = _shifted_view_weight_grad(_contiguous_images(x, pad), gy, kernel, dilation,

@@ -8,7 +8,7 @@ import pytensor.tensor as pt
 import pytest
 from pytensor.gradient import verify_grad
 
-from fcn8_lasagne.ops import _conv_cpu, shapes
+from fcn8_lasagne.ops import _conv_c, _conv_cpu, shapes
 from fcn8_lasagne.ops.conv import (
     Conv,
     Conv1d,
@@ -278,6 +278,7 @@ def test_channels_last_and_channels_first_kernels_agree(rng, monkeypatch, x_shap
                                                        pad, dilation):
     """The channels-last shifted views and the folded weight gradient (small channel counts)
     against the channels-first kernels and the reference."""
+    monkeypatch.setattr(_conv_c, "library", lambda: None)  # the BLAS kernels
     x, w = random(rng, x_shape), random(rng, w_shape)
     n = len(pad)
     results = []
@@ -345,6 +346,7 @@ def test_grouped_shifted_views_equal_the_group_loop(rng, monkeypatch, n):
     spatial, kernel = {2: ((9, 10), (3, 2)), 3: ((5, 6, 4), (2, 3, 2))}[n]
     x, w = random(rng, (2, 8) + spatial), random(rng, (12, 2) + kernel)
     pad, dilation = (1,) * n, (2,) + (1,) * (n - 1)
+    monkeypatch.setattr(_conv_c, "library", lambda: None)  # the BLAS kernels
     results = []
     for limit in (16, 0):
         monkeypatch.setattr(_conv_cpu, "_GROUPED_MAX", limit)
@@ -360,3 +362,120 @@ def test_grouped_shifted_views_equal_the_group_loop(rng, monkeypatch, n):
     for grouped, looped, want in zip(*results, expected):
         np.testing.assert_allclose(grouped, want, atol=1e-10)
         np.testing.assert_allclose(looped, want, atol=1e-10)
+
+
+C_KERNEL_CASES = [  # x shape, w shape, pad, dilation, groups
+    ((2, 5, 4, 6, 19), (7, 5, 3, 2, 3), (1, 0, 2), (1, 1, 1), 1),  # 3-D, partial row tiles
+    ((1, 6, 11, 40), (9, 6, 3, 3), (2, 4), (2, 3), 1),  # dilated, 9 filters: partial blocks
+    ((2, 12, 7, 23), (12, 3, 3, 2), (1, 0), (1, 1), 4),  # grouped
+    ((1, 4, 6, 20), (4, 2, 2, 2), (3, 1), (2, 1), 2),  # pad > extent - 1: the transposed crops
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("x_shape, w_shape, pad, dilation, groups", C_KERNEL_CASES)
+def test_compiled_kernels_match_reference_and_blas(rng, monkeypatch, dtype, x_shape, w_shape,
+                                                   pad, dilation, groups):
+    """The compiled direct kernels (3-D, dilated, grouped stride-1 convolutions) against the
+    reference and against the BLAS kernels, forward and both gradients, both flips."""
+    if _conv_c.library() is None:
+        pytest.skip("no C++ compiler: the compiled kernels are not built")
+    x, w = random(rng, x_shape, dtype), random(rng, w_shape, dtype)
+    n, stride = len(pad), (1,) * len(pad)
+    tolerance = dict(atol=1e-10) if dtype == "float64" else dict(atol=2e-4, rtol=2e-4)
+    for flip in (True, False):
+        y = reference.conv(x, w, 1, pad, dilation, groups, flip=flip).astype(dtype)
+        expected = [y, reference.conv_transpose(y, w, x_shape[2:], 1, pad, dilation, groups,
+                                                flip=flip),
+                    reference.conv_grad_weights(x, y, w_shape[2:], 1, pad, dilation, groups,
+                                                flip=flip)]
+
+        def kernels():
+            return [_conv_cpu.conv_forward(x, w, pad, stride, flip, dilation, groups),
+                    _conv_cpu.conv_backward_input(y, w, x_shape[2:], pad, stride, flip,
+                                                  dilation, groups),
+                    _conv_cpu.conv_backward_weights(x, y, w_shape[2:], pad, stride, flip,
+                                                    dilation, groups)]
+
+        assert _conv_cpu._use_c_kernels(x.dtype, w_shape[2:], stride, dilation, groups,
+                                        w_shape[0], x_shape[0], y.shape[2:])
+        compiled = kernels()
+        with monkeypatch.context() as patch:
+            patch.setattr(_conv_c, "library", lambda: None)
+            blas = kernels()
+        for got, other, want in zip(compiled, blas, expected):
+            assert got.dtype == np.dtype(dtype) and got.shape == want.shape
+            np.testing.assert_allclose(got, want, **tolerance)
+            np.testing.assert_allclose(got, other, **tolerance)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_every_compiled_tile_shape(rng, dtype):
+    """Each compiled (filter block, row tile) variant and weight-gradient block gives the
+    reference's values, on rows that end in a partial tile and filters in a partial block."""
+    library = _conv_c.library()
+    if library is None:
+        pytest.skip("no C++ compiler: the compiled kernels are not built")
+    x, w = random(rng, (2, 6, 5, 37), dtype), random(rng, (10, 3, 3, 2), dtype)
+    y_want = reference.conv(x, w, 1, (1, 2), (2, 1), 2, flip=False)
+    w_want = reference.conv_grad_weights(x, y_want, (3, 2), 1, (1, 2), (2, 1), 2, flip=False)
+    atol = 1e-10 if dtype == "float64" else 2e-4
+    for tile in library.correlate[np.dtype(dtype)]:
+        got = _conv_c.conv_correlation(x, w, (1, 2), y_want.shape[2:], False, (2, 1), 2, tile)
+        np.testing.assert_allclose(got, y_want, atol=atol, err_msg=str(tile))
+    original = _conv_c.weight_grad
+    for block in library.weight_grad[np.dtype(dtype)]:
+        def with_block(*args, block=block, **kwargs):
+            return original(*args, block=block, **kwargs)
+
+        _conv_c.weight_grad = with_block
+        try:
+            got = _conv_c.conv_weight_grad(x, y_want.astype(dtype), (3, 2), (1, 2), (2, 1), 2)
+        finally:
+            _conv_c.weight_grad = original
+        np.testing.assert_allclose(got, w_want, atol=atol, rtol=1e-5, err_msg=str(block))
+
+
+FALLBACK_SCRIPT = """
+import numpy as np
+from fcn8_lasagne.ops import _conv_c, _conv_cpu
+from tests.reference import conv as reference
+assert _conv_c.library() is None
+rng = np.random.default_rng(0)
+x, w = rng.standard_normal((2, 4, 5, 6, 9)), rng.standard_normal((6, 2, 2, 3, 2))
+got = _conv_cpu.conv_forward(x, w, (1, 1, 1), (1, 1, 1), True, (2, 1, 1), 2)
+np.testing.assert_allclose(got, reference.conv(x, w, 1, 1, (2, 1, 1), 2), atol=1e-10)
+print("fallback ok")
+"""
+
+
+@pytest.mark.parametrize("environment", [{"PYTENSOR_FLAGS": "cxx="},
+                                         {"FCN8_LASAGNE_C_KERNELS": "0"}])
+def test_without_a_compiler_the_blas_kernels_run(environment):
+    """No C++ compiler configured (PyTensor's ``cxx=``), or the kernels turned off: nothing
+    is compiled and the convolutions run on their BLAS kernels."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, **environment}
+    result = subprocess.run([sys.executable, "-c", FALLBACK_SCRIPT], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "fallback ok" in result.stdout
+
+
+def test_a_failing_compiler_warns_and_falls_back(monkeypatch, tmp_path):
+    """A compiler that fails: one warning naming it, and no compiled kernels."""
+    failing = tmp_path / "failing-cxx"
+    failing.write_text("#!/bin/sh\necho 'cc1plus: fatal error: broken' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    monkeypatch.setattr(_conv_c, "_compiler", lambda: str(failing))
+    monkeypatch.setattr(_conv_c, "_cache_dir", lambda: str(tmp_path / "cache"))
+    monkeypatch.setitem(_conv_c._state, "loaded", False)
+    monkeypatch.setitem(_conv_c._state, "library", "not loaded")
+    with pytest.warns(RuntimeWarning, match="failing-cxx failed .*broken"):
+        assert _conv_c.library() is None
+    assert not _conv_cpu._use_c_kernels(np.dtype("float32"), (3, 3, 3), (1, 1, 1), (1, 1, 1),
+                                        1, 8, 2, (16, 16, 16))
