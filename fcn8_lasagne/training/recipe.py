@@ -5,7 +5,11 @@ its own command-line flags, how its data is read and checked, its network and co
 functions (loss, updates, metrics), its log lines, file names and error histories, the
 early-stopping score and the learning-rate schedule. :class:`~.trainer.Trainer` does the
 rest (save folder, resume, Ctrl-C, NaN guard, devices, time budget, final test) the same way
-for every recipe. ``docs`` / ``TRAINER_API.md`` describe how to write one.
+for every recipe. :class:`~.fcn8.FCN8Recipe` is a complete example.
+
+A model is registered in :data:`RECIPES` as ``"module:Class"``; :func:`get_recipe` imports
+the module only when the model is used and returns a new instance (which may keep state for
+one run, e.g. a shared learning rate).
 """
 
 import importlib

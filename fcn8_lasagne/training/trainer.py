@@ -348,8 +348,18 @@ class Trainer:
             run.save_state(self.functions)
             run.append_log(result.line)
             if self.writer:
-                write_learning_curves(run.path(files.curves), run.curves,
-                                      self.data.n_classes, title=self.config.model)
+                self._write_curves()
+
+    def _write_curves(self):
+        """The learning-curve PNG of the epochs so far (the dataset's class names, if it
+        has one per class)."""
+        names = getattr(self.data.train, "class_names", None)
+        if names is None or len(names) != self.data.n_classes:
+            names = None
+        write_learning_curves(self.run.path(self.recipe.files.curves), self.run.curves,
+                              self.data.n_classes,
+                              title=f"{self.config.model} on {self.config.dataset}",
+                              class_names=names)
 
     def should_stop(self):
         """The reason not to start epoch :attr:`epoch` ('epochs', 'patience', 'time

@@ -377,6 +377,13 @@ def test_the_cli_takes_the_recipes_flags_and_trains_it(tmp_path, tiny_registered
     assert weights[0].shape == (3, 3, 3, 3)  # --width 3 filters
     assert main(command) == 2  # a used savepath
     assert "already holds a training run" in capsys.readouterr().err
+    assert main(command[:-2] + [str(tmp_path / "b"), "--time-budget", "-1",
+                                "--no-progress"]) == 2
+    assert ("fcn8 train: error: --time-budget must be a finite number of seconds > 0, got "
+            "-1.0") in capsys.readouterr().err
+    assert main(command[:-2] + [str(tmp_path / "c"), "--time-budget", "0", "-ne", "1",
+                                "--no-progress"]) == 0  # 0: no budget
+    assert "time_budget: None" in (tmp_path / "c" / "config.txt").read_text()
     with pytest.raises(SystemExit):  # not an FCN-8 flag
         main(["train", "--model", "fcn8", "--width", "3"])
     assert "unrecognized arguments: --width 3" in capsys.readouterr().err
