@@ -14,6 +14,7 @@ multi-process run prints and writes.
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -172,6 +173,10 @@ class Trainer:
         Raises ValueError (settings), FileNotFoundError (nothing to resume) or
         FileExistsError (a used ``savepath`` without ``resume`` / ``overwrite``)."""
         check_settings(self.config, self.recipe)
+        if self.config.time_budget is not None and _process_count() > 1:
+            raise ValueError("--time-budget is not available in a multi-process run: each "
+                             "process would measure its own time, and processes that stop "
+                             "at different epochs wait for each other forever")
         self._replaced = self.run.check_start(self.config.resume, self.config.overwrite)
         line = self.run.remove_stale_temporaries()
         if line:  # left by a process killed while saving (atomic_write's temporaries)
@@ -470,6 +475,12 @@ class Trainer:
     def _diverged_message(self, cost, Y):
         """The TrainingDiverged message: the likely cause and only the files that exist."""
         return diverged_message(self.run, self.epoch, cost, Y, self.data.void_labels)
+
+
+def _process_count():
+    """The number of processes of a multi-process JAX run (1 without one)."""
+    jax = sys.modules.get("jax")
+    return 1 if jax is None else int(jax.process_count())
 
 
 def _silent(line):

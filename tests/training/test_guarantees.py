@@ -313,6 +313,15 @@ def test_the_time_budget_counts_from_the_start_of_train(tmp_path):
     assert trainer.train()["epochs_run"] == 1
 
 
+def test_the_time_budget_is_refused_in_a_multi_process_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(training.trainer, "_process_count", lambda: 2)
+    recipe = StubRecipe()
+    with pytest.raises(ValueError, match="--time-budget is not available in a multi-process"):
+        _train(tiny_config(tmp_path, time_budget=60), recipe)
+    assert recipe.built == 0
+    assert _train(tiny_config(tmp_path, num_epochs=1))["epochs_run"] == 1  # no budget: fine
+
+
 @pytest.mark.parametrize("budget", [0, -5, float("nan"), float("inf"), "10", True])
 def test_a_bad_time_budget_is_refused(tmp_path, budget):
     with pytest.raises(ValueError, match=r"--time-budget must be a finite number of "
