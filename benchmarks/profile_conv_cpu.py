@@ -13,7 +13,9 @@ fastest call is reported:
 * **GEMM**: thread-seconds inside ``gemm`` and the GFLOP/s of the products it actually did
   (Winograd's are fewer than the direct count), against one thread's ``sgemm`` on
   3072x3072 measured in this run;
-* **transforms**: thread-seconds in Winograd's input, output and filter transforms;
+* **transforms**: thread-seconds in Winograd's input, output and filter transforms (the
+  compiled ones of :mod:`fcn8_lasagne.ops._winograd_c`, or with ``--numpy-transforms`` the
+  NumPy ones);
 * **pad/copy**: wall time of the padded copies (``pad_nd``, ``_pad_channels_last``) and of
   the patch matrices (``_unfold``), both partly threaded;
 * **idle**: thread-seconds with no work: inside the ``parallel_for`` regions
@@ -32,7 +34,7 @@ import time
 import numpy as np
 
 from _flops import conv_flops, fcn8_layers, simd_level
-from fcn8_lasagne.ops import _conv_cpu, _threads, _winograd
+from fcn8_lasagne.ops import _conv_cpu, _threads, _winograd, _winograd_c
 from fcn8_lasagne.ops._blas import blas_info, gemm, single_threaded_blas
 
 _PHASES = ("gemm", "transforms", "pad", "unfold")
@@ -129,6 +131,8 @@ def install():
     for name in ("_transform_input", "_transform_output", "_transform_output_grad",
                  "_filter_transform", "_kernel_transform"):
         setattr(_winograd, name, _timed(getattr(_winograd, name), "transforms"))
+    for name in ("transform_input", "transform_output", "transform_output_grad"):
+        setattr(_winograd_c, name, _timed(getattr(_winograd_c, name), "transforms"))
     for name in ("pad_nd", "_pad_channels_last"):
         setattr(_conv_cpu, name, _timed_outer(getattr(_conv_cpu, name), "pad"))
     _conv_cpu.pad_images = _timed_outer(_conv_cpu.pad_images, "pad")
@@ -191,6 +195,9 @@ def main():
     parser.add_argument("--backward", action="store_true")
     parser.add_argument("--min-gflop", type=float, default=0.1,
                         help="skip layers of fewer GFLOP (the score layers)")
+    parser.add_argument("--layers", help="comma-separated layer names (default: all)")
+    parser.add_argument("--numpy-transforms", action="store_true",
+                        help="the Winograd path with its NumPy transforms, not the compiled ones")
     args = parser.parse_args()
     workers = _threads.worker_count()
     one_thread = single_thread_sgemm()
@@ -198,6 +205,8 @@ def main():
           f"{simd_level()}; one thread's sgemm 3072²: {one_thread:.1f} GFLOP/s; "
           f"workers {workers}")
     install()
+    if args.numpy_transforms:
+        _winograd._use_c_transforms = False
     header = ("layer", "kernel", "wall ms", "GF/s (direct)", "GEMM ms·thr", "GEMM GF/s/thr",
               "GEMM % of 1-thr sgemm", "transforms ms·thr", "pad ms", "unfold ms",
               "idle ms·thr", "other ms·thr")
@@ -209,7 +218,7 @@ def main():
         x = rng.standard_normal((args.batch,) + x_shape[1:]).astype(np.float32)
         w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
         flops = conv_flops(kind, x.shape, w_shape, stride, pad)
-        if flops < args.min_gflop * 1e9:
+        if flops < args.min_gflop * 1e9 or (args.layers and name not in args.layers.split(",")):
             continue
         for kernel, call in kernel_calls(kind, x, w, stride, pad, args.backward).items():
             best = profile_call(call, args.repeat)
