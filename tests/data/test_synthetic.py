@@ -57,7 +57,7 @@ def test_polyps912_reader_sees_both_classes_and_void(tmp_path):
             assert 0.0 <= image.min() and image.max() <= 1.0
 
 
-def test_polyps_are_distinct_but_not_separable_by_one_channel(tmp_path):
+def test_polyps_are_a_large_minority_told_by_colour_but_not_perfectly(tmp_path):
     root = make_synthetic_polyps(tmp_path, seed=0, n_train=12, n_valid=1, n_test=1,
                                  image_size=(48, 48))
     dataset = Polyps912(root, "train")
@@ -66,19 +66,24 @@ def test_polyps_are_distinct_but_not_separable_by_one_channel(tmp_path):
         keep = label < 2
         pixels.append(image[:, keep])
         labels.append(label[keep])
+        assert 0 < (label == 1).sum() < keep.sum()  # every frame holds a polyp
     pixels, labels = np.concatenate(pixels, axis=1), np.concatenate(labels)
     polyp_share = labels.mean()
-    assert 0.03 < polyp_share < 0.4
+    assert 0.15 < polyp_share < 0.4
     # Polyps are darker in green than the mucosa on average...
-    assert pixels[1, labels == 1].mean() < pixels[1, labels == 0].mean() - 0.1
-    # ...but no threshold on a single channel gets close to a perfect split.
+    assert pixels[1, labels == 1].mean() < pixels[1, labels == 0].mean() - 0.15
+    # ...so that a threshold on green alone gets most pixels right, but none gets them all
+    # (folds, vignetting, highlights and the lit side of a dome overlap).
+    best_errors = []
     for channel in pixels:
         order = np.argsort(channel)
         sorted_labels = labels[order]
         polyps_below = np.cumsum(sorted_labels == 1)
         background_below = np.cumsum(sorted_labels == 0)
         errors = background_below + (polyps_below[-1] - polyps_below)
-        assert errors.min() / labels.size > 0.2 * polyp_share
+        best_errors.append(errors.min() / labels.size)
+    assert 0.03 * polyp_share < best_errors[1] < 0.2 * polyp_share
+    assert min(best_errors) > 0.03 * polyp_share
 
 
 def test_ensure_generates_once_then_reuses(tmp_path, monkeypatch):
