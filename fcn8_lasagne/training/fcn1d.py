@@ -53,7 +53,7 @@ TUTORIAL_DEFAULTS = dict(learning_rate=5e-4, penal_cst=1e-3, num_epochs=500, max
 #: minutes on a 2-core CPU.
 SYNTHETIC_DEFAULTS = dict(learning_rate=5e-4, penal_cst=1e-3, num_epochs=60, max_patience=25,
                           batch_size=(32, 1024, 1024), data_augmentation={}, seed=1,
-                          time_budget=480.0)
+                          time_budget=540.0)
 
 #: The network ``train_fcn1D.py`` builds (its hard-coded hyper-parameters; our flags).
 ARCHITECTURE = dict(n_filters=64, filter_size=25, depth=8, block="bn_relu_conv",

@@ -56,7 +56,7 @@ TUTORIAL_DEFAULTS = dict(learning_rate=1e-4, penal_cst=0.0, num_epochs=750, max_
 SYNTHETIC_DEFAULTS = dict(learning_rate=1e-4, penal_cst=0.0, num_epochs=40, max_patience=100,
                           batch_size=(5, 5, 5),
                           data_augmentation=dict(UNET_AUGMENTATION, crop_size=(64, 64)),
-                          seed=1, time_budget=480.0)
+                          seed=1, time_budget=540.0)
 
 #: The synthetic EM stacks the U-Net's synthetic run reads unless told otherwise
 #: (``--synthetic-pages``, ``--synthetic-page-size``).

@@ -56,7 +56,7 @@ def test_cortical_layers_defaults_are_train_fcn1d_py_s():
 def test_synthetic_profiles_are_the_default_dataset():
     config = _config(["train", "--model", "fcn1d"])
     assert config.dataset == "synthetic_profiles" and config.seed == 1
-    assert config.time_budget == 480 and config.batch_size[0] == 32
+    assert config.time_budget == 540 and config.batch_size[0] == 32
     assert (config.learning_rate, config.penal_cst) == (5e-4, 1e-3)
     assert _config(TINY).dataset_options == {"smooth_or_raw": "both", "n_profiles": 20}
 

@@ -62,7 +62,7 @@ def test_isbi_defaults_are_train_unet_py_s():
 def test_synthetic_em_is_the_default_dataset_and_runs_seeded_within_a_budget():
     config = _config(["train", "--model", "unet"])
     assert config.dataset == "synthetic_em" and config.seed == 1
-    assert config.time_budget == 480 and config.learning_rate == 1e-4
+    assert config.time_budget == 540 and config.learning_rate == 1e-4
     assert config.data_augmentation["crop_size"] == (64, 64)
     assert config.data_augmentation["spline_warp"] and config.batch_size[0] == 5
     tiny = _config(TINY)
