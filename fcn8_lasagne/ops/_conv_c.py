@@ -297,25 +297,23 @@ def _build(cxx):
     path = os.path.join(directory, f"conv_kernels_{key}.so")
     if os.path.exists(path):
         return path
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory) as work:
-        source = os.path.join(work, "conv_kernels.cpp")
-        with open(source, "w") as stream:
-            stream.write(_SOURCE)
-        target = os.path.join(work, "conv_kernels.so")
-        try:
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=directory) as work:
+            source = os.path.join(work, "conv_kernels.cpp")
+            with open(source, "w") as stream:
+                stream.write(_SOURCE)
+            target = os.path.join(work, "conv_kernels.so")
             result = subprocess.run([cxx, *_FLAGS, "-o", target, source], capture_output=True,
                                     text=True, timeout=600)
-        except (OSError, subprocess.SubprocessError) as error:
-            warnings.warn(f"fcn8_lasagne: compiling the C convolution kernels with {cxx} "
-                          f"failed ({error}); using the BLAS kernels", RuntimeWarning)
-            return None
-        if result.returncode != 0:
-            message = (result.stderr.strip().splitlines() or ["no message"])[-1]
-            warnings.warn(f"fcn8_lasagne: compiling the C convolution kernels with {cxx} "
-                          f"failed ({message}); using the BLAS kernels", RuntimeWarning)
-            return None
-        os.replace(target, path)  # atomic: concurrent builders write the same file
+            if result.returncode != 0:
+                message = (result.stderr.strip().splitlines() or ["no message"])[-1]
+                raise RuntimeError(message)
+            os.replace(target, path)  # atomic: concurrent builders write the same file
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        warnings.warn(f"fcn8_lasagne: compiling the C convolution kernels with {cxx} into "
+                      f"{directory} failed ({error}); using the BLAS kernels", RuntimeWarning)
+        return None
     return path
 
 

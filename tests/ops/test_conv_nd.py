@@ -475,7 +475,19 @@ def test_a_failing_compiler_warns_and_falls_back(monkeypatch, tmp_path):
     monkeypatch.setattr(_conv_c, "_cache_dir", lambda: str(tmp_path / "cache"))
     monkeypatch.setitem(_conv_c._state, "loaded", False)
     monkeypatch.setitem(_conv_c._state, "library", "not loaded")
-    with pytest.warns(RuntimeWarning, match="failing-cxx failed .*broken"):
+    with pytest.warns(RuntimeWarning, match="failing-cxx into .* failed .*broken"):
+        assert _conv_c.library() is None
+    import shutil
+
+    if shutil.which("g++") is None:
+        return
+    # a compile directory that cannot be created
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(_conv_c, "_compiler", lambda: "g++")
+    monkeypatch.setattr(_conv_c, "_cache_dir", lambda: str(blocker / "cache"))
+    monkeypatch.setitem(_conv_c._state, "loaded", False)
+    with pytest.warns(RuntimeWarning, match="a-file/cache failed"):
         assert _conv_c.library() is None
     assert not _conv_cpu._use_c_kernels(np.dtype("float32"), (3, 3, 3), (1, 1, 1), (1, 1, 1),
                                         1, 8, 2, (16, 16, 16))
