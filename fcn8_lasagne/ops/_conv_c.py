@@ -8,12 +8,11 @@ loops over the taps and channels of a padded image, written with GCC vector exte
 compiled with ``-march=native``, so the vector width is that of the machine (AVX-512, AVX2
 or SSE).
 
-The source is compiled once per machine, compiler and source version with PyTensor's C++
-compiler (``pytensor.config.cxx``) into PyTensor's compile directory, and loaded with
-``ctypes`` (which releases the GIL, so the worker threads of :mod:`._threads` run calls side
-by side). Without a compiler (``cxx`` empty), when compiling fails, or with the environment
-variable ``FCN8_LASAGNE_C_KERNELS=0``, :func:`library` returns None and the convolutions
-use their BLAS kernels.
+The source is compiled once per machine by :mod:`._c_build` (PyTensor's C++ compiler, cached
+in PyTensor's compile directory, loaded with ``ctypes``, which releases the GIL so the worker
+threads of :mod:`._threads` run calls side by side). Without a compiler, when compiling
+fails, or with ``FCN8_LASAGNE_C_KERNELS=0``, :func:`library` returns None and the
+convolutions use their BLAS kernels.
 
 Layouts. Images are channels-first and flattened: channel ``c`` of a padded image starts at
 ``c * channel_stride`` and output row ``r`` reads ``row_in[r] + shift[t] + j`` for tap ``t``
@@ -24,15 +23,12 @@ block past a row (into the next row or channel, discarded), so flattened images 
 """
 
 import ctypes
-import hashlib
-import os
-import subprocess
-import tempfile
 import threading
 import warnings
 
 import numpy as np
 
+from ._c_build import load_library
 from ._threads import parallel_for, spans, worker_count
 
 __all__ = ["library", "conv_correlation", "conv_weight_grad"]
@@ -239,82 +235,12 @@ extern "C" int vector_bytes(void) { return VBYTES; }
 extern "C" int vector_registers(void) { return NREGS; }
 """
 
-_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno"]
 _CORRELATE_VARIANTS = [(4, 1), (4, 2), (4, 3), (4, 4), (8, 1), (8, 2), (8, 3), (6, 4), (12, 2),
                        (6, 2)]
 _WEIGHT_GRAD_VARIANTS = [(2, 4), (4, 4), (4, 6)]
 
 _lock = threading.Lock()
 _state = {"loaded": False, "library": None}
-
-
-def _cpu_signature():
-    try:
-        with open("/proc/cpuinfo") as stream:
-            for line in stream:
-                if line.startswith(("flags", "Features")):
-                    return line
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor()
-
-
-def _compiler():
-    """PyTensor's C++ compiler, or None (none configured, or turned off by the user)."""
-    if os.environ.get("FCN8_LASAGNE_C_KERNELS", "1").strip().lower() in ("0", "false", "no",
-                                                                          "off"):
-        return None
-    try:
-        import pytensor
-
-        cxx = pytensor.config.cxx
-    except Exception:  # pragma: no cover - pytensor is a dependency
-        return None
-    return cxx or None
-
-
-def _cache_dir():
-    try:
-        import pytensor
-
-        return os.path.join(pytensor.config.compiledir, "fcn8_lasagne")
-    except Exception:  # pragma: no cover
-        return os.path.join(tempfile.gettempdir(), "fcn8_lasagne-kernels")
-
-
-def _build(cxx):
-    """Compile the kernels (once per source, compiler and CPU) and return the path."""
-    try:
-        version = subprocess.run([cxx, "--version"], capture_output=True, text=True,
-                                 timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    key = hashlib.sha256("\0".join([_SOURCE, cxx, version, " ".join(_FLAGS),
-                                    _cpu_signature()]).encode()).hexdigest()[:20]
-    directory = _cache_dir()
-    path = os.path.join(directory, f"conv_kernels_{key}.so")
-    if os.path.exists(path):
-        return path
-    try:
-        os.makedirs(directory, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=directory) as work:
-            source = os.path.join(work, "conv_kernels.cpp")
-            with open(source, "w") as stream:
-                stream.write(_SOURCE)
-            target = os.path.join(work, "conv_kernels.so")
-            result = subprocess.run([cxx, *_FLAGS, "-o", target, source], capture_output=True,
-                                    text=True, timeout=600)
-            if result.returncode != 0:
-                message = (result.stderr.strip().splitlines() or ["no message"])[-1]
-                raise RuntimeError(message)
-            os.replace(target, path)  # atomic: concurrent builders write the same file
-    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
-        warnings.warn(f"fcn8_lasagne: compiling the C convolution kernels with {cxx} into "
-                      f"{directory} failed ({error}); using the BLAS kernels", RuntimeWarning)
-        return None
-    return path
 
 
 class _Library:
@@ -348,12 +274,12 @@ def library():
     with _lock:
         if not _state["loaded"]:
             _state["loaded"], _state["library"] = True, None
-            cxx = _compiler()
-            path = _build(cxx) if cxx else None
-            if path is not None:
+            handle = load_library("conv_kernels", _SOURCE, "C convolution kernels",
+                                  "the BLAS kernels")
+            if handle is not None:
                 try:
-                    _state["library"] = _Library(ctypes.CDLL(path))
-                except (OSError, AttributeError) as error:
+                    _state["library"] = _Library(handle)
+                except AttributeError as error:
                     warnings.warn(f"fcn8_lasagne: loading the C convolution kernels failed "
                                   f"({error}); using the BLAS kernels", RuntimeWarning)
         return _state["library"]

@@ -8,7 +8,7 @@ import pytensor.tensor as pt
 import pytest
 from pytensor.gradient import verify_grad
 
-from fcn8_lasagne.ops import _conv_c, _conv_cpu, shapes
+from fcn8_lasagne.ops import _c_build, _conv_c, _conv_cpu, shapes
 from fcn8_lasagne.ops.conv import (
     Conv,
     Conv1d,
@@ -471,8 +471,8 @@ def test_a_failing_compiler_warns_and_falls_back(monkeypatch, tmp_path):
     failing = tmp_path / "failing-cxx"
     failing.write_text("#!/bin/sh\necho 'cc1plus: fatal error: broken' >&2\nexit 1\n")
     failing.chmod(0o755)
-    monkeypatch.setattr(_conv_c, "_compiler", lambda: str(failing))
-    monkeypatch.setattr(_conv_c, "_cache_dir", lambda: str(tmp_path / "cache"))
+    monkeypatch.setattr(_c_build, "_compiler", lambda: str(failing))
+    monkeypatch.setattr(_c_build, "_cache_dir", lambda: str(tmp_path / "cache"))
     monkeypatch.setitem(_conv_c._state, "loaded", False)
     monkeypatch.setitem(_conv_c._state, "library", "not loaded")
     with pytest.warns(RuntimeWarning, match="failing-cxx into .* failed .*broken"):
@@ -484,8 +484,8 @@ def test_a_failing_compiler_warns_and_falls_back(monkeypatch, tmp_path):
     # a compile directory that cannot be created
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    monkeypatch.setattr(_conv_c, "_compiler", lambda: "g++")
-    monkeypatch.setattr(_conv_c, "_cache_dir", lambda: str(blocker / "cache"))
+    monkeypatch.setattr(_c_build, "_compiler", lambda: "g++")
+    monkeypatch.setattr(_c_build, "_cache_dir", lambda: str(blocker / "cache"))
     monkeypatch.setitem(_conv_c._state, "loaded", False)
     with pytest.warns(RuntimeWarning, match="a-file/cache failed"):
         assert _conv_c.library() is None
