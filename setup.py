@@ -46,6 +46,9 @@ setup(
             # the cross-checks against PyTorch (conv, Caffe-semantics FCN, .pth files); the
             # CPU build is enough
             "torch>=2.0",
+            # the reference fcn_resnet50/101 of tests/models/test_resnet_fcn.py (0.15 pairs
+            # with torch 2.0)
+            "torchvision>=0.15",
         ],
     },
     entry_points={"console_scripts": ["fcn8 = fcn8_lasagne.cli:main"]},
