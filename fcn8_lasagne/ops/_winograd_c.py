@@ -9,22 +9,18 @@ the same additions and subtractions in the same order as the NumPy code (no fuse
 reassociated arithmetic: ``-O3`` without ``-ffast-math``), so the results are bitwise equal
 to it (``tests/ops/test_winograd.py``).
 
-The source is compiled once per machine, compiler and source version with PyTensor's C++
-compiler (``pytensor.config.cxx``) into PyTensor's compile directory and loaded with
-``ctypes``, which releases the GIL (the worker threads run the calls side by side). Without
-a compiler, when compiling fails, or with ``FCN8_LASAGNE_C_KERNELS=0``, :func:`library`
-returns None and :mod:`._winograd` keeps its NumPy transforms.
+The source is compiled once per machine by :mod:`._c_build` and loaded with ``ctypes``, which
+releases the GIL (the worker threads run the calls side by side). Without a compiler, when
+compiling fails, or with ``FCN8_LASAGNE_C_KERNELS=0``, :func:`library` returns None and
+:mod:`._winograd` keeps its NumPy transforms.
 """
 
 import ctypes
-import hashlib
-import os
-import subprocess
-import tempfile
 import threading
-import warnings
 
 import numpy as np
+
+from ._c_build import load_library
 
 __all__ = ["library", "transform_input", "transform_output", "transform_output_grad"]
 
@@ -142,76 +138,10 @@ EXPORT(float, f32)
 EXPORT(double, f64)
 """
 
-_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno"]
 _SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 _lock = threading.Lock()
 _library = None
 _loaded = False
-
-
-def _cpu_signature():
-    try:
-        with open("/proc/cpuinfo") as stream:
-            for line in stream:
-                if line.startswith(("flags", "Features")):
-                    return line
-    except OSError:
-        pass
-    return ""
-
-
-def _compiler():
-    if os.environ.get("FCN8_LASAGNE_C_KERNELS", "1").strip().lower() in ("0", "false", "no",
-                                                                         "off"):
-        return None
-    try:
-        import pytensor
-
-        return pytensor.config.cxx or None
-    except Exception:  # pragma: no cover - pytensor is a dependency
-        return None
-
-
-def _cache_dir():
-    import pytensor
-
-    return os.path.join(pytensor.config.compiledir, "fcn8_lasagne")
-
-
-def _build(cxx):
-    """Path of the compiled library (built if missing), or None with a warning."""
-    try:
-        version = subprocess.run([cxx, "--version"], capture_output=True, text=True,
-                                 timeout=60).stdout
-    except (OSError, subprocess.SubprocessError) as error:
-        warnings.warn(f"fcn8_lasagne: no C++ compiler for the Winograd transforms ({error}); "
-                      "using NumPy", RuntimeWarning)
-        return None
-    key = hashlib.sha256("\0".join([_SOURCE, cxx, version, " ".join(_FLAGS),
-                                    _cpu_signature()]).encode()).hexdigest()[:16]
-    directory = _cache_dir()
-    target = os.path.join(directory, f"winograd_{key}.so")
-    if os.path.exists(target):
-        return target
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory) as work:
-        source = os.path.join(work, "winograd.cpp")
-        with open(source, "w") as stream:
-            stream.write(_SOURCE)
-        built = os.path.join(work, "winograd.so")
-        try:
-            result = subprocess.run([cxx, *_FLAGS, "-o", built, source], capture_output=True,
-                                    text=True, timeout=300)
-        except (OSError, subprocess.SubprocessError) as error:
-            warnings.warn(f"fcn8_lasagne: compiling the Winograd transforms with {cxx} failed "
-                          f"({error}); using NumPy", RuntimeWarning)
-            return None
-        if result.returncode != 0:
-            warnings.warn(f"fcn8_lasagne: compiling the Winograd transforms with {cxx} failed "
-                          f"({result.stderr.strip()[-300:]}); using NumPy", RuntimeWarning)
-            return None
-        os.replace(built, target)  # atomic: a concurrent build leaves one whole file
-    return target
 
 
 def library():
@@ -220,19 +150,12 @@ def library():
     with _lock:
         if not _loaded:
             _loaded = True
-            cxx = _compiler()
-            path = _build(cxx) if cxx else None
-            if path is not None:
-                try:
-                    handle = ctypes.CDLL(path)
-                except OSError as error:
-                    warnings.warn(f"fcn8_lasagne: loading the Winograd transforms failed "
-                                  f"({error}); using NumPy", RuntimeWarning)
-                else:
-                    for suffix in _SUFFIXES.values():
-                        for name in ("input", "output", "output_grad"):
-                            getattr(handle, f"winograd_{name}_{suffix}").restype = None
-                    _library = handle
+            handle = load_library("winograd", _SOURCE, "Winograd transforms", "NumPy")
+            if handle is not None:
+                for suffix in _SUFFIXES.values():
+                    for name in ("input", "output", "output_grad"):
+                        getattr(handle, f"winograd_{name}_{suffix}").restype = None
+                _library = handle
         return _library
 
 
