@@ -173,10 +173,6 @@ class Trainer:
         Raises ValueError (settings), FileNotFoundError (nothing to resume) or
         FileExistsError (a used ``savepath`` without ``resume`` / ``overwrite``)."""
         check_settings(self.config, self.recipe)
-        if self.config.time_budget is not None and _process_count() > 1:
-            raise ValueError("--time-budget is not available in a multi-process run: each "
-                             "process would measure its own time, and processes that stop "
-                             "at different epochs wait for each other forever")
         self._replaced = self.run.check_start(self.config.resume, self.config.overwrite)
         line = self.run.remove_stale_temporaries()
         if line:  # left by a process killed while saving (atomic_write's temporaries)
@@ -376,7 +372,7 @@ class Trainer:
             return "patience"
         if config.time_budget is not None and self.epoch_seconds is not None:
             elapsed = self.clock() - self.started
-            if elapsed + self.epoch_seconds > config.time_budget:
+            if _agreed(elapsed + self.epoch_seconds > config.time_budget):
                 self.log(f"Stopping before epoch {self.epoch}: the time budget of "
                          f"{config.time_budget:g} s would be exceeded ({elapsed:.1f} s "
                          f"elapsed, the last epoch took {self.epoch_seconds:.1f} s)")
@@ -481,6 +477,17 @@ def _process_count():
     """The number of processes of a multi-process JAX run (1 without one)."""
     jax = sys.modules.get("jax")
     return 1 if jax is None else int(jax.process_count())
+
+
+def _agreed(decision):
+    """Process 0's ``decision`` in every process of a multi-process run (each measures
+    its own time, and processes stopping at different epochs would wait for each other
+    forever); ``decision`` itself in a one-process run."""
+    if _process_count() == 1:
+        return decision
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.array(decision)))
 
 
 def _silent(line):

@@ -313,15 +313,6 @@ def test_the_time_budget_counts_from_the_start_of_train(tmp_path):
     assert trainer.train()["epochs_run"] == 1
 
 
-def test_the_time_budget_is_refused_in_a_multi_process_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(training.trainer, "_process_count", lambda: 2)
-    recipe = StubRecipe()
-    with pytest.raises(ValueError, match="--time-budget is not available in a multi-process"):
-        _train(tiny_config(tmp_path, time_budget=60), recipe)
-    assert recipe.built == 0
-    assert _train(tiny_config(tmp_path, num_epochs=1))["epochs_run"] == 1  # no budget: fine
-
-
 @pytest.mark.parametrize("budget", [0, -5, float("nan"), float("inf"), "10", True])
 def test_a_bad_time_budget_is_refused(tmp_path, budget):
     with pytest.raises(ValueError, match=r"--time-budget must be a finite number of "
@@ -463,3 +454,56 @@ def test_two_devices_train_as_one(tmp_path):
     one, two = (read_npz_values(run / FILES.last_weights) for run in outputs)
     for a, b in zip(one, two):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+_PROCESS_RUN = """
+import json, sys
+from pathlib import Path
+from fcn8_lasagne.compile import initialize_distributed
+from fcn8_lasagne.training import Trainer
+from tests.training.tiny_recipe import TinyRecipe, tiny_config
+
+folder, port, rank, hurried = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+initialize_distributed(f"127.0.0.1:{port}", 2, rank)
+trainer = Trainer(tiny_config(Path(folder), num_epochs=3, batch_size=(4, 2, 2), device="jax",
+                              devices="all", time_budget=1000.0),
+                  TinyRecipe("tiny"), log=lambda line: None, progress=False)
+if rank == hurried:  # this process's clock runs 600 s ahead at every reading
+    readings = iter(range(0, 10 ** 6, 600))
+    trainer.clock = lambda: float(next(readings))
+print(json.dumps({"rank": rank, "epochs_run": trainer.train()["epochs_run"]}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hurried, epochs", [(1, 3), (0, 1)])
+def test_the_processes_of_a_run_agree_on_the_time_budget(tmp_path, hurried, epochs):
+    """Process 0's clock decides: a process whose own clock says stop goes on with the
+    others (a process leaving early would leave them waiting forever), and all stop
+    when process 0's does."""
+    pytest.importorskip("jax")
+    import json
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
+                                                        os.environ.get("PYTHONPATH")])))
+    env.pop("XLA_FLAGS", None)
+    runs = [subprocess.Popen([sys.executable, "-c", _PROCESS_RUN, str(tmp_path), str(port),
+                              str(rank), str(hurried)], cwd=ROOT, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for rank in range(2)]
+    results = []
+    for run in runs:
+        try:
+            out, err = run.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            for other in runs:
+                other.kill()
+            raise
+        assert run.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert [result["epochs_run"] for result in results] == [epochs, epochs]
