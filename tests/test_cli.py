@@ -56,7 +56,7 @@ def trained_run(tmp_path_factory):
     data, run = folder / "data", folder / "run"
     code = main(["train", "-dataset", "synthetic", "--data-dir", str(data), *TINY, "-ne", "2",
                  "-batch_size", "2", "1", "1", "--savepath", str(run), "--model", "fcn32",
-                 "--seed", "3", "--no-progress"])
+                 "--seed", "3", "--no-progress", "--time-budget", "0"])
     assert code == 0
     return data, run
 
