@@ -29,8 +29,8 @@ are known, otherwise when the function runs in the C backend; the JAX backend, w
 specialises shapes, reports them when compiling). Lasagne ran such graphs with a broadcasting
 error, or silently used the shorter length.
 
-``LSTMLayer`` in Lasagne's default configuration runs as one fused op
-(:mod:`fcn8_lasagne.ops.recurrent`) rather than ``scan``; ``USE_FUSED_OPS = False`` (a
+``LSTMLayer`` and ``GRULayer`` in Lasagne's default configuration run as one fused op
+each (:mod:`fcn8_lasagne.ops.recurrent`) rather than ``scan``; ``USE_FUSED_OPS = False`` (a
 module attribute, read by ``get_output``) forces the scan graph.
 
 ``gradient_steps=k`` (truncated backpropagation through time) runs as two scans, the first
@@ -47,7 +47,7 @@ from pytensor.graph.basic import Constant, Variable
 from pytensor.raise_op import Assert
 
 from .. import init, nonlinearities
-from ..ops.recurrent import lstm_sequence
+from ..ops.recurrent import gru_sequence, lstm_sequence
 from ..utils import unroll_scan
 from . import helper
 from .base import Layer, MergeLayer
@@ -207,9 +207,9 @@ def _initial_state(layer, inputs, key, param, num_batch, state_shape, input):
     return ones * param
 
 
-#: Run ``LSTMLayer`` through the fused sequence op
-#: (:class:`~fcn8_lasagne.ops.recurrent.LSTMSequence`) when its configuration allows it
-#: (see :func:`_lstm_fusable`). Set to False before ``get_output`` to force the
+#: Run ``LSTMLayer`` and ``GRULayer`` through the fused sequence ops
+#: (:class:`~fcn8_lasagne.ops.recurrent.LSTMSequence`, ``GRUSequence``) when their
+#: configuration allows it (see :func:`_lstm_fusable`, :func:`_gru_fusable`). Set to False before ``get_output`` to force the
 #: ``pytensor.scan`` graph (e.g. to differentiate twice, which the fused op cannot).
 USE_FUSED_OPS = True
 
@@ -229,6 +229,17 @@ def _lstm_fusable(layer):
             and layer.nonlinearity_cell is tanh
             and layer.nonlinearity_outgate is sigmoid
             and layer.nonlinearity is tanh)
+
+
+def _gru_fusable(layer):
+    """Whether ``layer`` (a GRULayer) computes exactly what the fused op computes: the
+    conditions of :func:`_lstm_fusable` (sigmoid gates, tanh hidden update)."""
+    sigmoid, tanh = nonlinearities.sigmoid, nonlinearities.tanh
+    return (USE_FUSED_OPS and not layer.unroll_scan and layer.gradient_steps < 0
+            and not layer.grad_clipping
+            and layer.nonlinearity_resetgate is sigmoid
+            and layer.nonlinearity_updategate is sigmoid
+            and layer.nonlinearity_hid is tanh)
 
 
 def _scan(step_fun, sequences, outputs_info, non_seqs, go_backwards=False, truncate=-1):
@@ -636,10 +647,10 @@ only_return_final, **kwargs
 
     With Lasagne's default nonlinearities, no ``grad_clipping``, no ``gradient_steps`` and
     not ``unroll_scan``, the recurrence is one
-    :class:`~fcn8_lasagne.ops.recurrent.LSTMSequence` op (a NumPy/BLAS time loop with its
+    :class:`~fcn8_lasagne.ops.recurrent.LSTMSequence` op (a compiled time loop with its
     own back-propagation through time; ``jax.lax.scan`` under JAX) instead of
-    ``pytensor.scan``: the same values and gradients, ~4-5x faster in the C backend, but no
-    second derivative. Set :data:`USE_FUSED_OPS` to False to keep the scan graph.
+    ``pytensor.scan``: the same values and gradients, many times faster in the C backend,
+    but no second derivative. Set :data:`USE_FUSED_OPS` to False to keep the scan graph.
     """
 
     def __init__(self, incoming, num_units, ingate=Gate(), forgetgate=Gate(),
@@ -831,6 +842,13 @@ only_return_final, **kwargs
     Parameter order: ``W_in_to_updategate, W_hid_to_updategate, b_updategate``, then the
     same for ``resetgate`` and ``hidden_update``, then ``hid_init``. The weights are
     concatenated in the order r, u, c.
+
+    With Lasagne's default nonlinearities, no ``grad_clipping``, no ``gradient_steps`` and
+    not ``unroll_scan``, the recurrence is one
+    :class:`~fcn8_lasagne.ops.recurrent.GRUSequence` op (a compiled time loop with its own
+    back-propagation through time; ``jax.lax.scan`` under JAX) instead of
+    ``pytensor.scan``: the same values and gradients, but no second derivative. Set
+    :data:`USE_FUSED_OPS` to False to keep the scan graph.
     """
 
     def __init__(self, incoming, num_units, resetgate=Gate(W_cell=None),
@@ -893,6 +911,14 @@ only_return_final, **kwargs
                                         self.W_hid_to_hidden_update], axis=1)
         b_stacked = pt.concatenate([self.b_resetgate, self.b_updategate,
                                     self.b_hidden_update], axis=0)
+        if _gru_fusable(self):
+            projections = _precompute(input, W_in_stacked, b_stacked)
+            if mask is not None:
+                mask = mask[:, :, 0]
+            if self.backwards:
+                projections = projections[::-1]
+                mask = None if mask is None else mask[::-1]
+            return _finish(self, gru_sequence(projections, W_hid_stacked, hid_init, mask=mask))
         if self.precompute_input:
             input = _precompute(input, W_in_stacked, b_stacked)
 

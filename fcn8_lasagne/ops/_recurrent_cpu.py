@@ -26,7 +26,7 @@ import numpy as np
 
 from ._blas import gemm, single_threaded_blas
 
-__all__ = ["lstm_forward", "lstm_backward"]
+__all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward"]
 
 
 #: Per-step products below this many multiply-adds run on one BLAS thread: waking
@@ -237,3 +237,121 @@ def lstm_backward(W_hid, c0, h0, hid, cell, gates, d_hid, d_cell=None, w_ci=None
                   # masked steps have d_x = 0, so the kept cell there does not matter
                   (d_x[:, :, u3:] * cell).sum((0, 1)))
     return (d_x, d_W) + d_peep + (dc, dh)
+
+
+def gru_forward(x, W_hid, h0, mask=None):
+    """Lasagne's GRU over a sequence of precomputed input projections.
+
+    Parameters
+    ----------
+    x : ndarray, ``(steps, batch, 3 * units)``
+        ``input_t . W_in + b`` for every step, gates r, u, c.
+    W_hid : ndarray, ``(units, 3 * units)``
+    h0 : ndarray, ``(batch, units)``
+    mask : ndarray ``(steps, batch)`` or None
+
+    Returns
+    -------
+    hid : ndarray, ``(steps, batch, units)``
+    gates : ndarray, ``(steps, 4, batch, units)``
+        ``r, u, tanh(c~)`` and the candidate's hidden product ``h_{t-1} . W_hc`` of each
+        step as contiguous blocks (the backward pass reads them).
+    """
+    steps, batch, width = x.shape
+    units = width // 3
+    dtype = x.dtype
+    W_hid = np.ascontiguousarray(W_hid)
+    hid = np.empty((steps, batch, units), dtype)
+    gates = np.empty((steps, 4, batch, units), dtype)
+    keep = _keep(mask, dtype)
+    hw = np.empty((batch, width), dtype)
+    hw_blocks = hw.reshape(batch, 3, units).transpose(1, 0, 2)
+    x_blocks = x.reshape(steps, batch, 3, units)
+    tmp = np.empty((batch, units), dtype)
+    h_prev = np.ascontiguousarray(h0, dtype)
+    with np.errstate(over="ignore"), _blas_threads(batch, units, width):
+        for t in range(steps):
+            gemm(h_prev, W_hid, hw)
+            g = gates[t]
+            r, u, c, hc = g
+            np.add(x_blocks[t, :, 0], hw_blocks[0], out=r)
+            np.add(x_blocks[t, :, 1], hw_blocks[1], out=u)
+            _sigmoid_(g[:2])
+            np.copyto(hc, hw_blocks[2])
+            np.multiply(r, hc, out=c)
+            c += x_blocks[t, :, 2]
+            np.tanh(c, out=c)
+            h = hid[t]
+            # h = (1 - u) * h_prev + u * c
+            np.subtract(1, u, out=h)
+            h *= h_prev
+            np.multiply(u, c, out=tmp)
+            h += tmp
+            if keep is not None:
+                np.copyto(h, h_prev, where=keep[t] == 0)
+            h_prev = h
+    return hid, gates
+
+
+def gru_backward(W_hid, h0, hid, gates, d_hid, mask=None):
+    """Back-propagation through time of :func:`gru_forward`.
+
+    Returns
+    -------
+    d_x, d_W_hid, d_h0
+        ``d_x`` is ``(steps, batch, 3 * units)``.
+    """
+    steps, _, batch, units = gates.shape
+    width = 3 * units
+    dtype = gates.dtype
+    W_hid = np.ascontiguousarray(W_hid)
+    keep = _keep(mask, dtype)
+    d_x = np.empty((steps, batch, width), dtype)
+    d_hw = np.empty((steps, batch, width), dtype)  # gradients of the hidden products
+    da = np.empty((3, batch, units), dtype)
+    da_r, da_u, da_c = da
+    dh = np.zeros((batch, units), dtype)
+    dhn = np.empty((batch, units), dtype)
+    tmp = np.empty((batch, units), dtype)
+    h0 = np.ascontiguousarray(h0, dtype)
+    with _blas_threads(batch, units, width):
+        for t in range(steps - 1, -1, -1):
+            h_prev = hid[t - 1] if t else h0
+            r, u, c, hc = gates[t]
+            dh += d_hid[t]
+            if keep is None:
+                np.copyto(dhn, dh)
+                dh[...] = 0
+            else:
+                np.multiply(dh, keep[t], out=dhn)
+                dh -= dhn  # what goes to the previous state directly
+            # h = (1 - u) * h_prev + u * c
+            np.subtract(c, h_prev, out=da_u)
+            da_u *= dhn
+            da_u *= u
+            np.subtract(1, u, out=tmp)
+            da_u *= tmp
+            np.multiply(tmp, dhn, out=tmp)
+            dh += tmp
+            np.multiply(c, c, out=da_c)
+            np.subtract(1, da_c, out=da_c)
+            da_c *= u
+            da_c *= dhn
+            np.multiply(da_c, hc, out=da_r)
+            da_r *= r
+            np.subtract(1, r, out=tmp)
+            da_r *= tmp
+            np.copyto(d_x[t].reshape(batch, 3, units).transpose(1, 0, 2), da)
+            w_blocks = d_hw[t].reshape(batch, 3, units).transpose(1, 0, 2)
+            np.copyto(w_blocks[:2], da[:2])
+            np.multiply(da_c, r, out=w_blocks[2])
+            gemm(d_hw[t], W_hid, dh, beta=1.0, trans_b=True)
+        d_W = np.empty_like(W_hid)
+        if steps == 0 or batch == 0:
+            d_W[...] = 0
+        else:
+            gemm(h0, d_hw[0], d_W, trans_a=True)
+            if steps > 1:
+                gemm(hid[:-1].reshape(-1, units), d_hw[1:].reshape(-1, width), d_W,
+                     beta=1.0, trans_a=True)
+    return d_x, d_W, dh

@@ -29,13 +29,14 @@ API::
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, disconnected_type
 from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
+from pytensor.link.c.op import COp
 
-from . import _recurrent_cpu
+from . import _recurrent_c, _recurrent_cpu
 from ._backend import register_numba_perform
 from ._common import as_float_tensor, common_dtype, infer_shape_arguments, named_errors
 
-__all__ = ["LSTMSequence", "LSTMSequenceGrad", "lstm_sequence"]
+__all__ = ["LSTMSequence", "LSTMSequenceGrad", "lstm_sequence", "GRUSequence",
+           "GRUSequenceGrad", "gru_sequence"]
 
 
 def _as_tensor(value, ndim, role, op_name):
@@ -46,7 +47,17 @@ def _as_tensor(value, ndim, role, op_name):
     return variable
 
 
-class _LSTMBase(Op):
+class _CSequence(COp):
+    """The C side shared by the sequence ops: one support-code block, its version."""
+
+    def c_support_code(self, **kwargs):
+        return _recurrent_c.SUPPORT_CODE
+
+    def c_code_cache_version(self):
+        return _recurrent_c.CODE_VERSION
+
+
+class _LSTMBase(_CSequence):
     __props__ = ("peepholes", "masked")
 
     def __init__(self, peepholes=False, masked=False):
@@ -139,6 +150,9 @@ class LSTMSequence(_LSTMBase):
         for storage, value in zip(output_storage, outputs):
             storage[0] = value
 
+    def c_code(self, node, name, inputs, outputs, sub):
+        return _recurrent_c.lstm_forward_code(self, node, inputs, outputs, sub)
+
     def infer_shape(self, *args):
         node, shapes = infer_shape_arguments(args)
         steps, batch, width = shapes[0]
@@ -220,6 +234,9 @@ class LSTMSequenceGrad(_LSTMBase):
         for storage, value in zip(output_storage, values):
             storage[0] = value
 
+    def c_code(self, node, name, inputs, outputs, sub):
+        return _recurrent_c.lstm_backward_code(self, node, inputs, outputs, sub)
+
     def infer_shape(self, *args):
         node, shapes = infer_shape_arguments(args)
         W_hid, peeps, c0, h0, mask, rest = self._split(shapes[1:])
@@ -248,3 +265,170 @@ def lstm_sequence(x, W_hid, c0, h0, peepholes=None, mask=None):
     inputs = [x, W_hid, *(peepholes or ()), c0, h0] + ([mask] if mask is not None else [])
     hid, cell, _ = op(*inputs)
     return hid, cell
+
+
+class _GRUBase(_CSequence):
+    __props__ = ("masked",)
+
+    def __init__(self, masked=False):
+        self.masked = bool(masked)
+
+
+@register_numba_perform
+class GRUSequence(_GRUBase):
+    """Lasagne's GRU recurrence over a whole sequence (gates r, u, c).
+
+    ``GRUSequence(masked)(x, W_hid, h0[, mask])`` with ``x`` ``(steps, batch, 3 * units)``
+    (``input_t . W_in + b``), ``W_hid`` ``(units, 3 * units)``, ``h0`` ``(batch, units)``::
+
+        w = h_{t-1} . W_hid
+        r = sigmoid(x_r + w_r);  u = sigmoid(x_u + w_u)
+        c = tanh(x_c + r * w_c)
+        h = (1 - u) * h_{t-1} + u * c          # switch(mask_t, h, h_{t-1}) with a mask
+
+    Parameters
+    ----------
+    masked : bool
+        Whether a ``(steps, batch)`` mask is the last input.
+
+    Outputs ``hid`` (``(steps, batch, units)``) and ``gates`` (``(steps, 4, batch,
+    units)``: ``r, u, c`` and ``w_c`` as contiguous blocks, which the gradient reads; it
+    has no gradient of its own).
+    """
+
+    def make_node(self, x, W_hid, h0, *rest):
+        name = type(self).__name__
+        if len(rest) != self.masked:
+            raise TypeError(f"{name}: expected {3 + self.masked} inputs, got {3 + len(rest)}")
+        x = as_float_tensor(x, 3, "the input projections", name)
+        W_hid = as_float_tensor(W_hid, 2, "W_hid", name)
+        h0 = as_float_tensor(h0, 2, "the initial hidden state", name)
+        (x, W_hid, h0), dtype = common_dtype(x, W_hid, h0)
+        inputs = [x, W_hid, h0]
+        if self.masked:
+            inputs.append(_as_tensor(rest[0], 2, "the mask", name))
+        steps, batch, width = x.type.shape
+        units = W_hid.type.shape[0]
+        if width is not None and width % 3:
+            raise ValueError(f"{name}: the input projections have {width} columns, not a "
+                             "multiple of 3 (gates r, u, c)")
+        if units is None and width is not None:
+            units = width // 3
+        if batch is None:
+            batch = h0.type.shape[0]
+        hid = pt.tensor(dtype=dtype, shape=(steps, batch, units))
+        gates = pt.tensor(dtype=dtype, shape=(steps, 4, batch, units))
+        return Apply(self, inputs, [hid, gates])
+
+    def perform(self, node, inputs, output_storage):
+        x, W_hid, h0 = inputs[:3]
+        mask = inputs[3] if self.masked else None
+        steps, batch, width = x.shape
+        with named_errors(node):
+            units = W_hid.shape[0]
+            if width != 3 * units or W_hid.shape[1] != width:
+                raise ValueError(f"GRUSequence: input projections of shape {x.shape} and "
+                                 f"W_hid of shape {W_hid.shape}, expected (steps, batch, "
+                                 "3 * units) and (units, 3 * units)")
+            if h0.shape != (batch, units):
+                raise ValueError(f"GRUSequence: h0 has shape {h0.shape}, expected "
+                                 f"(batch, units) = {(batch, units)}")
+            if mask is not None and mask.shape != (steps, batch):
+                raise ValueError(f"GRUSequence: the mask has shape {mask.shape}, expected "
+                                 f"(steps, batch) = {(steps, batch)}")
+            outputs = _recurrent_cpu.gru_forward(x, W_hid, h0, mask=mask)
+        for storage, value in zip(output_storage, outputs):
+            storage[0] = value
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        return _recurrent_c.gru_forward_code(self, node, inputs, outputs, sub)
+
+    def infer_shape(self, *args):
+        node, shapes = infer_shape_arguments(args)
+        steps, batch, width = shapes[0]
+        units = shapes[1][0]
+        return [(steps, batch, units), (steps, 4, batch, units)]
+
+    def connection_pattern(self, node):
+        pattern = [[True, True] for _ in node.inputs]
+        if self.masked:
+            pattern[-1] = [False, False]
+        return pattern
+
+    def pullback(self, inputs, outputs, cotangents):
+        d_hid, d_gates = cotangents
+        if not isinstance(d_gates.type, DisconnectedType):
+            raise NotImplementedError("GRUSequence: the gates output has no gradient; "
+                                      "differentiate through hid")
+        hid, gates = outputs
+        if isinstance(d_hid.type, DisconnectedType):
+            d_hid = pt.zeros_like(hid)
+        grads = GRUSequenceGrad(self.masked)(*inputs, hid, gates, d_hid)
+        return list(grads) + ([disconnected_type()] if self.masked else [])
+
+
+@register_numba_perform
+class GRUSequenceGrad(_GRUBase):
+    """Back-propagation through time of :class:`GRUSequence`.
+
+    ``GRUSequenceGrad(masked)(x, W_hid, h0, [mask,] hid, gates, d_hid)`` gives the
+    gradients of ``x``, ``W_hid`` and ``h0``. The CPU kernels read the stored ``gates`` and
+    states and not ``x``; the JAX translation recomputes from ``x``.
+    """
+
+    def make_node(self, *inputs):
+        name = type(self).__name__
+        expected = 3 + self.masked + 3
+        if len(inputs) != expected:
+            raise TypeError(f"{name}: expected {expected} inputs, got {len(inputs)}")
+        inputs = list(inputs)
+        x = as_float_tensor(inputs[0], 3, "the input projections", name)
+        W_hid = as_float_tensor(inputs[1], 2, "W_hid", name)
+        h0 = as_float_tensor(inputs[2], 2, "the initial hidden state", name)
+        mask = inputs[3] if self.masked else None
+        hid, gates, d_hid = (pt.as_tensor_variable(v) for v in inputs[3 + self.masked:])
+        gates = as_float_tensor(gates, 4, "the gates", name)
+        (x, W_hid, h0, hid, gates, d_hid), dtype = common_dtype(x, W_hid, h0, hid, gates,
+                                                                d_hid)
+        node_inputs = [x, W_hid, h0]
+        if self.masked:
+            node_inputs.append(_as_tensor(mask, 2, "the mask", name))
+        node_inputs += [hid, gates, d_hid]
+        return Apply(self, node_inputs, [x.type(), W_hid.type(), h0.type()])
+
+    def perform(self, node, inputs, output_storage):
+        W_hid, h0 = inputs[1], inputs[2]
+        mask = inputs[3] if self.masked else None
+        hid, gates, d_hid = inputs[3 + self.masked:]
+        with named_errors(node):
+            grads = _recurrent_cpu.gru_backward(W_hid, h0, hid, gates, d_hid, mask=mask)
+        for storage, value in zip(output_storage, grads):
+            storage[0] = value
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        return _recurrent_c.gru_backward_code(self, node, inputs, outputs, sub)
+
+    def infer_shape(self, *args):
+        node, shapes = infer_shape_arguments(args)
+        return [shapes[0], shapes[1], shapes[2]]
+
+
+def gru_sequence(x, W_hid, h0, mask=None):
+    """Lasagne's GRU recurrence over ``x`` (time-major input projections).
+
+    Parameters
+    ----------
+    x : tensor ``(steps, batch, 3 * units)``
+        ``input_t . W_in + b`` for every step, gates r, u, c.
+    W_hid : tensor ``(units, 3 * units)``
+    h0 : tensor ``(batch, units)``
+    mask : tensor ``(steps, batch)``, optional
+        Nonzero where a step updates the state.
+
+    Returns
+    -------
+    hid : tensor ``(steps, batch, units)``
+    """
+    op = GRUSequence(mask is not None)
+    hid, _ = op(x, W_hid, h0, *([mask] if mask is not None else []))
+    return hid

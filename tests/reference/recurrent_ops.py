@@ -1,4 +1,4 @@
-"""NumPy reference of the fused LSTM sequence op (time-major, stacked gates i, f, c, o).
+"""NumPy references of the fused LSTM and GRU sequence ops (time-major, stacked gates).
 
 Written from the equations of Lasagne's ``LSTMLayer`` one gate at a time, in float64 and
 with plain ``@`` products, independent of the op's in-place kernels.
@@ -36,3 +36,27 @@ def lstm_sequence(x, W_hid, c0, h0, peepholes=None, mask=None):
         hids.append(h)
         cells.append(c)
     return np.stack(hids), np.stack(cells)
+
+
+def gru_sequence(x, W_hid, h0, mask=None):
+    """``hid`` ``(steps, batch, units)`` of the GRU op's recurrence (stacked gates r, u, c).
+
+    ``x`` is ``(steps, batch, 3 * units)``; ``c = tanh(x_c + r * (h W_hc))``,
+    ``h = (1 - u) * h_prev + u * c``.
+    """
+    x = np.asarray(x, np.float64)
+    units = W_hid.shape[0]
+    h = np.array(h0, np.float64)
+    hids = []
+    for t in range(x.shape[0]):
+        x_r, x_u, x_c = (x[t][:, k * units:(k + 1) * units] for k in range(3))
+        W_r, W_u, W_c = (W_hid[:, k * units:(k + 1) * units] for k in range(3))
+        r = sigmoid(x_r + h @ W_r)
+        u = sigmoid(x_u + h @ W_u)
+        c = np.tanh(x_c + r * (h @ W_c))
+        h_new = (1 - u) * h + u * c
+        if mask is not None:
+            h_new = np.where((mask[t] != 0)[:, None], h_new, h)
+        h = h_new
+        hids.append(h)
+    return np.stack(hids)

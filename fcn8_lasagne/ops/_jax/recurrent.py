@@ -1,4 +1,4 @@
-"""JAX translations of :mod:`..recurrent`: the LSTM sequence as a ``jax.lax.scan``.
+"""JAX translations of :mod:`..recurrent`: the LSTM and GRU sequences as ``jax.lax.scan``.
 
 The gradient op is a ``jax.vjp`` of the same scan (it recomputes the forward pass from the
 inputs rather than reading the stored states), so forward and gradient share one
@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from pytensor.link.jax.dispatch.basic import jax_funcify
 
-from ..recurrent import LSTMSequence, LSTMSequenceGrad
+from ..recurrent import GRUSequence, GRUSequenceGrad, LSTMSequence, LSTMSequenceGrad
 
 
 def _lstm_scan(x, W_hid, peeps, c0, h0, mask):
@@ -75,3 +75,47 @@ def jax_funcify_lstm_sequence_grad(op, node=None, **kwargs):
         return (d_x, d_W) + (tuple(d_peeps) if op.peepholes else ()) + (d_c0, d_h0)
 
     return lstm_sequence_grad
+
+
+def _gru_scan(x, W_hid, h0, mask):
+    """``(hid, gates)`` of :class:`GRUSequence` for JAX arrays (time-major)."""
+    units = W_hid.shape[0]
+
+    def step(h_prev, inputs):
+        x_t, keep = inputs
+        w = h_prev @ W_hid
+        r = jax.nn.sigmoid(x_t[:, :units] + w[:, :units])
+        u = jax.nn.sigmoid(x_t[:, units:2 * units] + w[:, units:2 * units])
+        w_c = w[:, 2 * units:]
+        c = jnp.tanh(x_t[:, 2 * units:] + r * w_c)
+        h = (1 - u) * h_prev + u * c
+        if keep is not None:
+            h = jnp.where(keep[:, None], h, h_prev)
+        return h, (h, jnp.stack([r, u, c, w_c]))
+
+    keep = None if mask is None else mask != 0
+    _, (hid, gates) = jax.lax.scan(step, h0, (x, keep))
+    return hid, gates
+
+
+@jax_funcify.register(GRUSequence)
+def jax_funcify_gru_sequence(op, node=None, **kwargs):
+    def gru_sequence(x, W_hid, h0, *mask):
+        return _gru_scan(x, W_hid, h0, mask[0] if op.masked else None)
+
+    return gru_sequence
+
+
+@jax_funcify.register(GRUSequenceGrad)
+def jax_funcify_gru_sequence_grad(op, node=None, **kwargs):
+    def gru_sequence_grad(x, W_hid, h0, *rest):
+        mask = rest[0] if op.masked else None
+        d_hid = rest[-1]
+
+        def forward(x, W_hid, h0):
+            return _gru_scan(x, W_hid, h0, mask)[0]
+
+        _, pullback = jax.vjp(forward, x, W_hid, h0)
+        return tuple(pullback(d_hid))
+
+    return gru_sequence_grad
