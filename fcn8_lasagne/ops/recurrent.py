@@ -1,11 +1,14 @@
-"""A whole LSTM sequence as one ``Op``: the fused recurrence behind ``LSTMLayer``.
+"""Whole LSTM and GRU sequences as one ``Op`` each: the fused recurrences behind
+``LSTMLayer`` and ``GRULayer``.
 
-A ``scan`` of PyTensor's elementwise ops runs an LSTM step as many scalar C loops (its C
-``tanh`` costs ~13 ns a value) plus scan's per-step overhead. :class:`LSTMSequence` runs
-the whole time loop inside ``perform`` instead (:mod:`._recurrent_cpu`: one BLAS GEMM a
-step, NumPy's vectorised ``tanh``/``exp``), and :class:`LSTMSequenceGrad` is its
-back-propagation through time, so ``pytensor.grad`` works. Both have JAX translations
-(``jax.lax.scan``, the gradient a ``jax.vjp`` of it) in :mod:`._jax.recurrent`.
+A ``scan`` of PyTensor's elementwise ops runs a step as many scalar C loops (its C
+``tanh`` costs ~13 ns a value) plus scan's per-step overhead. :class:`LSTMSequence` and
+:class:`GRUSequence` run the whole time loop in one op instead: in C++ when PyTensor has a
+compiler (:mod:`._recurrent_c`: one BLAS GEMM a step and one vectorised gate loop), else in
+``perform`` (:mod:`._recurrent_cpu`: one BLAS GEMM a step, NumPy's vectorised ufuncs).
+:class:`LSTMSequenceGrad` and :class:`GRUSequenceGrad` are their back-propagation through
+time, so ``pytensor.grad`` works. All have JAX translations (``jax.lax.scan``, the
+gradients a ``jax.vjp`` of it) in :mod:`._jax.recurrent`.
 
 Equations (Lasagne's ``LSTMLayer`` with its default nonlinearities; gates stacked in the
 order i, f, c, o)::
@@ -21,9 +24,12 @@ order i, f, c, o)::
 Time comes first: ``x`` is ``(steps, batch, 4 * units)``, the mask ``(steps, batch)``; the
 step loop visits the steps in order (reverse the sequences outside for ``backwards``).
 
+The GRU's equations are in :class:`GRUSequence`.
+
 API::
 
     lstm_sequence(x, W_hid, c0, h0, peepholes=None, mask=None) -> (hid, cell)
+    gru_sequence(x, W_hid, h0, mask=None) -> hid
 """
 
 import pytensor.tensor as pt
