@@ -163,3 +163,53 @@ def test_weight_files_load_with_or_without_the_aux_head(tmp_path, torchvision_ne
     with pytest.raises(ValueError, match=r"other\.npz: the first array \(64, 3, 5, 5\) is "
                                          r"not the stem convolution"):
         load_fcn_resnet_model(str(tmp_path / "other.npz"), "fcn_resnet50")
+
+
+@pytest.mark.slow
+def test_train_resume_and_evaluate_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """fcn8 train --model fcn_resnet50 -dataset synthetic_voc (one epoch, with the progress
+    bar), --resume for a second epoch, then fcn8 evaluate on the best weights."""
+    monkeypatch.setenv("FCN8_LASAGNE_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    common = ["train", "--model", "fcn_resnet50", "-dataset", "synthetic_voc",
+              "--savepath", str(run), "-batch_size", "8", "8", "8"]
+    assert main(common + ["-num_epochs", "1"]) == 0
+    first = capsys.readouterr()
+    assert "epoch 0" in first.err                      # the tqdm bar
+    assert re.search(r"EPOCH 0: Avg epoch training cost train [0-9.]+, .*jacc val [0-9.na]+, "
+                     r"pixAcc val [0-9.]+, mIoU val [0-9.]+ took", first.out)
+    assert "FINAL MODEL: err test" in first.out and "mIoU test" in first.out
+    best = run / "fcn_resnet50_model_best.npz"
+    saved = read_npz_values(str(best))
+    # every parameter, BN running statistics included, moved from their start (0 and 1)
+    net = buildFCNResNet(3, pt.tensor4("x"), n_classes=6, variant="gluoncv")
+    names = [param.name for param in get_all_params(fcn_resnet_output_layers(net))]
+    assert len(saved) == len(names) == 289
+    by_name = dict(zip(names, saved))
+    assert np.abs(by_name["conv1.1.mean"]).max() > 0
+    assert np.abs(by_name["layer4.2.bn3.inv_std"] - 1).max() > 0
+
+    assert main(common + ["-num_epochs", "2", "--resume"]) == 0
+    second = capsys.readouterr().out
+    assert "Resuming at epoch 1" in second and "EPOCH 1:" in second and "EPOCH 0:" not in second
+    log = (run / "fcn_resnet50_output.log").read_text().splitlines()
+    assert [line.split(":")[0] for line in log] == ["EPOCH 0", "EPOCH 1"]
+    results = json.loads((run / "final_results.json").read_text())
+    assert results["epochs_run"] == 2
+
+    assert main(["evaluate", "--model", "fcn_resnet50", str(best), "-dataset",
+                 "synthetic_voc", "--split", "valid", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["classes"][:2] == ["background", "disc"] and len(report["per_class_iou"]) == 6
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.sum() > 0
+    true_positives = np.diag(matrix)
+    union = matrix.sum(0) + matrix.sum(1) - true_positives
+    assert report["mIoU"] == pytest.approx(np.mean(true_positives / (np.spacing(1) + union)))
+    assert report["pixAcc"] == pytest.approx(true_positives.sum() / matrix.sum())
+    assert main(["evaluate", "--model", "fcn_resnet50", str(best), "-dataset",
+                 "synthetic_voc", "--split", "valid"]) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"^mIoU\s+[0-9.]+$", table, re.M)
+    assert re.search(r"^pixAcc\s+[0-9.]+$", table, re.M)
+    assert re.search(r"^background\s+[0-9.]+$", table, re.M)
