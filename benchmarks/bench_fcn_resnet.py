@@ -338,6 +338,8 @@ def main(argv=None):
             timing = run_worker("timing", case, directory, options.repeat)
             line = (f"{_label(case):22s} {timing['ours_s']:8.3f}s {timing['torch_s']:8.3f}s "
                     f"{timing['ours_s'] / timing['torch_s']:5.2f}x")
+            print(line, end="", flush=True)  # the memory runs take minutes more
+            line = ""
             if not options.no_memory:
                 memory = {side: run_worker(side, case, directory, 0)
                           for side in ("ours", "torch")}
