@@ -1,5 +1,5 @@
 """Learning curve of the full FCN-8 on the synthetic data: val (and test) polyp IoU every K steps.
-usage: curve.py TAG --lr 1e-4 --seed 1 --steps 200 --every 25 --size 64 80 --ntrain 48 --batch 1"""
+usage (from the repository root): python curve.py TAG --lr 1e-4 --seed 1 --steps 200 --every 25 --size 64 80 --ntrain 48 --batch 1"""
 import argparse, os, sys, time, json
 import numpy as np
 ap = argparse.ArgumentParser()
@@ -25,7 +25,7 @@ va = BatchIterator(sets[1], 4); te = BatchIterator(sets[2], 4)
 x, y = T.tensor4("x"), T.ivector("y")
 net = buildFCN8(3, x, n_classes=2, trainable=True, void_labels=[2])
 fns = build_functions(net["probs"], x, y, 2, [2], learning_rate=a.lr)
-out = open(f"/tmp/f/curve_{a.tag}.txt", "a")
+out = open(f"curve_{a.tag}.txt", "a")  # in the current folder
 def log(s):
     print(s, flush=True); out.write(s + "\n"); out.flush()
 log(f"# {vars(a)}")
