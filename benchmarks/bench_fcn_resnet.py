@@ -56,6 +56,8 @@ BENCHMARK_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCHMARK_DIR)
 sys.path.insert(1, os.path.dirname(BENCHMARK_DIR))
 
+from bench_fcn8 import reset_peak  # noqa: E402
+
 RESULT_MARKER = "BENCH_FCN_RESNET_RESULT "
 N_CLASSES = 21
 IGNORE_INDEX = 255
@@ -208,23 +210,13 @@ def _status_kib(field):
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _reset_peak():
-    """Reset ``VmHWM`` to the current resident size (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def memory_worker(side, mode, batch, size, directory):
     state, images, labels = read_inputs(directory, mode, batch, size)
     call, compile_s = PREPARE[side](mode, state, images, labels)
     del state
     call()
     resident = _status_kib("VmRSS") * 1024
-    reset = _reset_peak()
+    reset = reset_peak()
     call()
     result = {"maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
               "resident_between_calls": resident, "compile_s": compile_s}
