@@ -30,6 +30,7 @@ import numpy as np
 
 from ._c_build import load_library
 from ._threads import parallel_for, spans, worker_count
+from .shapes import grid_steps
 
 __all__ = ["library", "conv_correlation", "conv_weight_grad"]
 
@@ -380,13 +381,6 @@ _PARTIAL_SUM_BYTES = 512 << 10
 _CHUNK_ROW_BYTES = 4 << 10
 
 
-def _grid_steps(spatial):
-    steps = [1] * len(spatial)
-    for axis in range(len(spatial) - 2, -1, -1):
-        steps[axis] = steps[axis + 1] * spatial[axis + 1]
-    return steps
-
-
 def _padded_flat(x, pads, totals):
     """``x`` (B, C, *S) zero-padded (negative pads crop) to spatial size ``totals`` at
     offsets ``pads``, flattened to (B, C, prod(totals)) inside a buffer with
@@ -458,7 +452,7 @@ def conv_correlation(x, w, pads, out_shape, flip, dilation, groups, tile=None):
     fg = filters // groups
     totals = tuple(n + (k - 1) * d for n, k, d in zip(out_shape, kernel, dilation))
     flat = _padded_flat(x, pads, totals)
-    steps = _grid_steps(totals)
+    steps = grid_steps(totals)
     shifts = _shifts(kernel, dilation, steps)
     row_in, row_out = _row_tables(out_shape, steps)
     width = out_shape[-1]
@@ -496,7 +490,7 @@ def conv_weight_grad(x, gy, kernel, pads, dilation, groups):
     cg, fg = channels // groups, filters // groups
     totals = tuple(n + (k - 1) * d for n, k, d in zip(out_shape, kernel, dilation))
     flat = _padded_flat(x, pads, totals)
-    steps = _grid_steps(totals)
+    steps = grid_steps(totals)
     shifts = _shifts(kernel, dilation, steps)
     vector = vector_width(x.dtype)
     wide = out_shape[0] * steps[0]

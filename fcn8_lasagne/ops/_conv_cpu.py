@@ -61,6 +61,7 @@ import numpy as np
 from . import _conv_c, _winograd
 from ._blas import gemm
 from ._threads import parallel_for, spans, worker_count
+from .shapes import grid_steps
 
 __all__ = [
     "conv_forward",
@@ -145,14 +146,6 @@ def _contiguous_images(x, pad):
     return pad_nd(x, pad)
 
 
-def _grid_steps(spatial):
-    """Element offsets of one step along each axis of a C-ordered grid of ``spatial``."""
-    steps = [1] * len(spatial)
-    for axis in range(len(spatial) - 2, -1, -1):
-        steps[axis] = steps[axis + 1] * spatial[axis + 1]
-    return steps
-
-
 def _tap_shifts(kernel, dilation, steps):
     """``[(tap, flat shift)]`` of every kernel tap, in C order."""
     return [(tap, sum(t * d * s for t, d, s in zip(tap, dilation, steps)))
@@ -189,7 +182,7 @@ def _shifted_view_correlation(padded, tap_weights, out_shape, flip, dilation=Non
     kernel = tap_weights.shape[:ndim]
     filters = tap_weights.shape[ndim]
     dilation = _ones(ndim) if dilation is None else dilation
-    steps = _grid_steps(spatial)
+    steps = grid_steps(spatial)
     length = sum((n - 1) * s for n, s in zip(out_shape, steps)) + 1
     images = padded.reshape(batch, channels, -1)
     out = np.empty((batch, filters, out_shape[0] * steps[0]), dtype=padded.dtype)
@@ -222,7 +215,7 @@ def _shifted_view_weight_grad(padded, output_grad, kernel, dilation=None, groups
     ndim = len(spatial)
     filters, out_shape = output_grad.shape[1], output_grad.shape[2:]
     dilation = _ones(ndim) if dilation is None else dilation
-    steps = _grid_steps(spatial)
+    steps = grid_steps(spatial)
     length = sum((n - 1) * s for n, s in zip(out_shape, steps)) + 1
     images = padded.reshape(batch, channels, -1)
     # The output gradient laid out on the padded grid: its zero columns cancel the
@@ -315,7 +308,7 @@ def _channels_last_correlation(images, tap_weights, out_shape, flip, dilation):
     ndim = len(spatial)
     kernel = tap_weights.shape[:ndim]
     filters = tap_weights.shape[-1]
-    steps = _grid_steps(spatial)
+    steps = grid_steps(spatial)
     length = sum((n - 1) * s for n, s in zip(out_shape, steps)) + 1
     flat = images.reshape(batch, -1, channels)
     out = np.empty((batch, out_shape[0] * steps[0], filters), dtype=images.dtype)
@@ -347,7 +340,7 @@ def _folded_weight_grad(padded, output_grad, kernel, dilation):
     spatial = padded.shape[2:]
     ndim = len(spatial)
     filters, out_shape = output_grad.shape[1], output_grad.shape[2:]
-    steps = _grid_steps(spatial)
+    steps = grid_steps(spatial)
     length = sum((n - 1) * s for n, s in zip(out_shape, steps)) + 1
     images = padded.reshape(batch, channels, -1)
     last, step = kernel[-1], dilation[-1]

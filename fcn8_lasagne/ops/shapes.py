@@ -8,6 +8,7 @@ is only known at run time.
 import numpy as np
 
 __all__ = [
+    "grid_steps",
     "normalize_pad",
     "normalize_border_mode",
     "border_pads",
@@ -176,3 +177,11 @@ def pool_output_length(input_length, pool_size, stride, pad, ignore_border):
         return pt.maximum(0, output_length) + 1
     return pt.switch(pt.ge(stride, pool_size), (input_length + stride - 1) // stride,
                      pt.maximum(0, (input_length - pool_size + stride - 1) // stride) + 1)
+
+
+def grid_steps(spatial):
+    """Element offsets of one step along each axis of a C-ordered grid of ``spatial``."""
+    steps = [1] * len(spatial)
+    for axis in range(len(spatial) - 2, -1, -1):
+        steps[axis] = steps[axis + 1] * spatial[axis + 1]
+    return steps
