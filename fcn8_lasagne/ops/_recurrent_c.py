@@ -37,16 +37,9 @@ def blas_addresses():
 
     sgemm = _blas._capsule_address(cython_blas.__pyx_capi__["sgemm"])
     dgemm = _blas._capsule_address(cython_blas.__pyx_capi__["dgemm"])
-    get_threads = set_threads = 0
-    library = _blas._BLAS_LIBRARY
-    if library is not None:
-        for prefix in ("scipy_openblas", "openblas"):
-            get = getattr(library, prefix + "_get_num_threads", None)
-            set_ = getattr(library, prefix + "_set_num_threads", None)
-            if get is not None and set_ is not None:
-                get_threads = ctypes.cast(get, ctypes.c_void_p).value
-                set_threads = ctypes.cast(set_, ctypes.c_void_p).value
-                break
+    get_threads, set_threads = (
+        ctypes.cast(control, ctypes.c_void_p).value if control is not None else 0
+        for control in (_blas._GET_THREADS, _blas._SET_THREADS))
     return sgemm or 0, dgemm or 0, get_threads or 0, set_threads or 0
 
 
