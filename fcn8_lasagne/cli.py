@@ -349,6 +349,15 @@ _DEFAULTED = ("learning_rate", "penal_cst", "num_epochs", "max_patience", "batch
               "data_augmentation", "seed", "time_budget")
 
 
+def _field_default(field):
+    """A ``TrainingConfig`` field's default (a new value for a ``default_factory`` field)."""
+    import dataclasses
+
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
 def _train_config(args):
     """The TrainingConfig of ``fcn8 train``: the flags given, the recipe's defaults for the
     others, the recipe's own flags (fields or ``options``)."""
@@ -364,7 +373,7 @@ def _train_config(args):
     for name in _DEFAULTED:
         value = getattr(args, name)
         if value is None:
-            value = defaults.get(name, fields[name].default)
+            value = defaults[name] if name in defaults else _field_default(fields[name])
         settings[name] = value
     if args.time_budget == 0:  # turns a default budget off
         settings["time_budget"] = None

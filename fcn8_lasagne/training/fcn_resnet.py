@@ -53,9 +53,9 @@ OPTIMIZERS = ("sgd", "adam")
 #: epochs); synthetic_voc: a short run on a two-core CPU.
 FCN_RESNET_DEFAULTS = {
     "voc": dict(learning_rate=0.01, num_epochs=50, max_patience=50, batch_size=(16, 16, 16),
-                seed=None, data_augmentation={}),
+                seed=None),
     "synthetic_voc": dict(learning_rate=0.01, num_epochs=2, max_patience=10,
-                          batch_size=(4, 4, 4), seed=1, data_augmentation={}),
+                          batch_size=(4, 4, 4), seed=1),
 }
 #: Own options per dataset (--base-size, --crop-size): 520 / 480 as both originals; 64 / 48 for
 #: the 64x64 synthetic images.
