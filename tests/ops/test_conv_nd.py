@@ -303,12 +303,44 @@ def test_channels_last_and_channels_first_kernels_agree(rng, monkeypatch, x_shap
 
 
 def test_cpu_kernels_1d_through_2d(rng):
-    """The 1-D kernels equal the 2-D ones on a singleton axis, bit for bit."""
-    x, w = random(rng, (2, 3, 50), "float32"), random(rng, (4, 3, 5), "float32")
-    one = _conv_cpu.conv_forward(x, w, (2,), (1,), True, (2,))
-    two = _conv_cpu.conv_forward(x[:, :, :, None], w[:, :, :, None], (2, 0), (1, 1), True,
-                                 (2, 1))
-    np.testing.assert_array_equal(one, two[..., 0])
+    """The 1-D kernels equal the 2-D ones on images one pixel high (Lasagne's Conv1DLayer
+    layout), bit for bit, forward and both gradients."""
+    x, w = random(rng, (3, 4, 50), "float32"), random(rng, (6, 2, 5), "float32")
+    gy = random(rng, (3, 6, 23), "float32")
+    args = dict(flip=True, groups=2)
+    one = _conv_cpu.conv_forward(x, w, (2,), (2,), dilation=(2,), **args)
+    two = _conv_cpu.conv_forward(x[:, :, None], w[:, :, None], (0, 2), (1, 2),
+                                 dilation=(1, 2), **args)
+    np.testing.assert_array_equal(one, two[:, :, 0])
+    one = _conv_cpu.conv_backward_input(gy, w, (50,), (2,), (2,), dilation=(2,), **args)
+    two = _conv_cpu.conv_backward_input(gy[:, :, None], w[:, :, None], (1, 50), (0, 2), (1, 2),
+                                        dilation=(1, 2), **args)
+    np.testing.assert_array_equal(one, two[:, :, 0])
+    one = _conv_cpu.conv_backward_weights(x, gy, (5,), (2,), (2,), dilation=(2,), **args)
+    two = _conv_cpu.conv_backward_weights(x[:, :, None], gy[:, :, None], (1, 5), (0, 2),
+                                          (1, 2), dilation=(1, 2), **args)
+    np.testing.assert_array_equal(one, two[:, :, 0])
+
+
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_cpu_kernels_batch_of_rows_equal_single_rows(rng, dilation):
+    """A batch of short rows runs as one image of rows: each row's result equals that row
+    convolved alone (stride 1, where the GEMMs span the whole batch)."""
+    x, w, gy = random(rng, (5, 8, 30)), random(rng, (7, 8, 9)), random(rng, (5, 7, 30))
+    pad, kernel = (4 * dilation,), (9,)  # "same" padding: outputs of 30 samples
+    y = _conv_cpu.conv_forward(x, w, pad, (1,), True, (dilation,))
+    gx = _conv_cpu.conv_backward_input(gy, w, (30,), pad, (1,), True, (dilation,))
+    gw = _conv_cpu.conv_backward_weights(x, gy, kernel, pad, (1,), True, (dilation,))
+    gw_rows = 0
+    for b in range(5):
+        row = slice(b, b + 1)
+        np.testing.assert_allclose(y[row], _conv_cpu.conv_forward(
+            x[row], w, pad, (1,), True, (dilation,)), rtol=1e-12)
+        np.testing.assert_allclose(gx[row], _conv_cpu.conv_backward_input(
+            gy[row], w, (30,), pad, (1,), True, (dilation,)), rtol=1e-12)
+        gw_rows = gw_rows + _conv_cpu.conv_backward_weights(x[row], gy[row], kernel, pad, (1,),
+                                                            True, (dilation,))
+    np.testing.assert_allclose(gw, gw_rows, rtol=1e-12)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
