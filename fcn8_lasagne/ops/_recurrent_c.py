@@ -4,7 +4,9 @@ PyTensor compiles these (its ``cmodule``, cached per machine) when a C++ compile
 configured; without one the ops run their NumPy ``perform`` (:mod:`._recurrent_cpu`). The
 whole time loop is C++: per step one BLAS GEMM for the hidden products (the input
 projections of all steps are one product outside the op) and one fused loop over the
-gates, which the compiler vectorises.
+gates, which the compiler vectorises. Each time loop is a function of its own, not inlined
+into the op's generated ``run()`` (``FCN8_RNN_KERNEL`` below): there GCC's static profile
+judged the loops rarely executed and left the LSTM's gate loops scalar.
 
 BLAS: PyTensor often links none (pip installs), so the kernels call the Fortran
 ``sgemm``/``dgemm`` that SciPy links, the same routines :mod:`._blas` calls; their
@@ -128,6 +130,12 @@ struct BlasThreads {
     ~BlasThreads() { restore(); }
 };
 
+/* The time loops stay out-of-line functions compiled for speed. Inlined into the op's
+   generated run() they inherit its static profile, whose many error branches make GCC
+   judge them rarely executed: it then skips vectorising the gate loops (the LSTM forward
+   ran scalar code with branches, 3-5x slower and value-dependent). */
+#define FCN8_RNN_KERNEL static __attribute__((noinline, hot))
+
 /* float32: vectorisable Cephes forms (see the module docstring). */
 static inline float exp_(float x) {
     x = x < -87.0f ? -87.0f : x;
@@ -176,10 +184,10 @@ static inline double tanh_(double x) { return std::tanh(x); }
 /* ------------------------------------------------------------------------------------ */
 
 template <typename T, bool PEEP>
-static void lstm_forward(int steps, int B, int U, const T* x, const T* W, const T* wci,
-                         const T* wcf, const T* wco, const T* c0, const T* h0,
-                         const unsigned char* keep, T* hid, T* cell, T* gates, T* hw,
-                         bool single_thread) {
+FCN8_RNN_KERNEL void lstm_forward(int steps, int B, int U, const T* x, const T* W,
+                                  const T* wci, const T* wcf, const T* wco, const T* c0,
+                                  const T* h0, const unsigned char* keep, T* hid, T* cell,
+                                  T* gates, T* hw, bool single_thread) {
     const int G = 4 * U;
     const size_t BU = (size_t)B * U;
     BlasThreads threads(single_thread);
@@ -231,11 +239,12 @@ static void lstm_forward(int steps, int B, int U, const T* x, const T* W, const 
 
 /* d_c0, d_h0 are the running state gradients; d_w* accumulate (zeroed here). */
 template <typename T, bool PEEP>
-static void lstm_backward(int steps, int B, int U, const T* W, const T* wci, const T* wcf,
-                          const T* wco, const T* c0, const T* h0, const unsigned char* keep,
-                          const T* hid, const T* cell, const T* gates, const T* d_hid,
-                          const T* d_cell, T* d_x, T* d_W, T* d_wci, T* d_wcf, T* d_wco,
-                          T* d_c0, T* d_h0, bool single_thread) {
+FCN8_RNN_KERNEL void lstm_backward(int steps, int B, int U, const T* W, const T* wci,
+                                   const T* wcf, const T* wco, const T* c0, const T* h0,
+                                   const unsigned char* keep, const T* hid, const T* cell,
+                                   const T* gates, const T* d_hid, const T* d_cell, T* d_x,
+                                   T* d_W, T* d_wci, T* d_wcf, T* d_wco, T* d_c0, T* d_h0,
+                                   bool single_thread) {
     const int G = 4 * U;
     const size_t BU = (size_t)B * U;
     std::memset(d_c0, 0, BU * sizeof(T));
@@ -323,9 +332,9 @@ static void lstm_backward(int steps, int B, int U, const T* W, const T* wci, con
 /* ------------------------------------------------------------------------------------ */
 
 template <typename T>
-static void gru_forward(int steps, int B, int U, const T* x, const T* W, const T* h0,
-                        const unsigned char* keep, T* hid, T* gates, T* hw,
-                        bool single_thread) {
+FCN8_RNN_KERNEL void gru_forward(int steps, int B, int U, const T* x, const T* W,
+                                 const T* h0, const unsigned char* keep, T* hid, T* gates,
+                                 T* hw, bool single_thread) {
     const int G = 3 * U;
     const size_t BU = (size_t)B * U;
     BlasThreads threads(single_thread);
@@ -364,10 +373,10 @@ static void gru_forward(int steps, int B, int U, const T* x, const T* W, const T
 
 /* d_hw: workspace (steps, B, 3U), the gradients of the hidden products. */
 template <typename T>
-static void gru_backward(int steps, int B, int U, const T* W, const T* h0,
-                         const unsigned char* keep, const T* hid, const T* gates,
-                         const T* d_hid, T* d_x, T* d_W, T* d_h0, T* d_hw,
-                         bool single_thread) {
+FCN8_RNN_KERNEL void gru_backward(int steps, int B, int U, const T* W, const T* h0,
+                                  const unsigned char* keep, const T* hid, const T* gates,
+                                  const T* d_hid, T* d_x, T* d_W, T* d_h0, T* d_hw,
+                                  bool single_thread) {
     const int G = 3 * U;
     const size_t BU = (size_t)B * U;
     std::memset(d_h0, 0, BU * sizeof(T));
