@@ -19,7 +19,9 @@ Layouts. Images are channels-first and flattened: channel ``c`` of a padded imag
 and column ``j``. Weights are packed per group and block of ``FB`` filters as
 ``[group][block][channel][tap][FB]`` (:func:`pack_weights`). Reads may run up to a vector
 block past a row (into the next row or channel, discarded), so flattened images carry
-:func:`slack` trailing elements.
+:func:`slack` trailing elements. The zero-padded copy of the images and the packing of the
+weights are C loops as well (one pass each, shared out to the worker threads when large):
+in NumPy they took a quarter of a 32-group forward.
 """
 
 import ctypes
@@ -208,6 +210,54 @@ static void weight_grad(const T* __restrict x, long xcs, const T* __restrict gy,
     free(part);
 }
 
+/* Channels [c0, c1) of zero-padded images: row r of padded channel c (row_len elements at
+   out + c * frame + r * row_len) holds count elements of the source row at
+   x + c * xcs + src_row[r] + src0 from column dst0 on, zeros elsewhere (all zeros when
+   src_row[r] < 0). */
+template <typename T>
+static void pad_channels(const T* __restrict x, long xcs, T* __restrict out, long frame, int c0,
+                         int c1, int rows, const long* src_row, long row_len, long src0,
+                         long dst0, long count) {
+    for (int c = c0; c < c1; c++) {
+        const T* xc = x + (long)c * xcs + src0;
+        T* oc = out + (long)c * frame;
+        for (int r = 0; r < rows; r++) {
+            T* o = oc + (long)r * row_len;
+            if (src_row[r] < 0) {
+                memset(o, 0, sizeof(T) * row_len);
+                continue;
+            }
+            memset(o, 0, sizeof(T) * dst0);
+            memcpy(o + dst0, xc + src_row[r], sizeof(T) * count);
+            memset(o + dst0 + count, 0, sizeof(T) * (row_len - dst0 - count));
+        }
+    }
+}
+
+/* Filter blocks [b0, b1) (counted over groups and blocks) of the packed weights
+   out[g][block][c][t][FB]: element i is w[g * gs + f * fs + c * cs + t'] for filter
+   f = block * FB + i < fg (zero past it), with t' = ntaps - 1 - t when flip (the kernel
+   rotated by 180 degrees), t otherwise. */
+template <typename T>
+static void pack(const T* __restrict w, long gs, long fs, long cs, int fg, int cg, int ntaps,
+                 int fb_size, int flip, int b0, int b1, T* __restrict out) {
+    const int nfb = (fg + fb_size - 1) / fb_size;
+    for (int gb = b0; gb < b1; gb++) {
+        const int g = gb / nfb, f0 = (gb % nfb) * fb_size;
+        const int nf = fg - f0 < fb_size ? fg - f0 : fb_size;
+        T* o = out + (long)gb * cg * ntaps * fb_size;
+        for (int c = 0; c < cg; c++) {
+            const T* wc = w + g * gs + (long)f0 * fs + c * cs;
+            for (int t = 0; t < ntaps; t++) {
+                const T* wt = wc + (flip ? ntaps - 1 - t : t);
+                for (int i = 0; i < nf; i++) o[i] = wt[i * fs];
+                for (int i = nf; i < fb_size; i++) o[i] = 0;
+                o += fb_size;
+            }
+        }
+    }
+}
+
 #define CORRELATE(T, NAME, FB, P)                                                          \
     extern "C" void correlate_##NAME##_##FB##_##P(                                          \
         const T* x, long xcs, const T* wp, T* out, long ocs, int groups, int cg, int fg,   \
@@ -223,12 +273,23 @@ static void weight_grad(const T* __restrict x, long xcs, const T* __restrict gy,
         weight_grad<T, FB, CB>(x, xcs, gy, gcs, dw, groups, cg, fg, ntaps, shifts, start,  \
                                stop, chunk);                                               \
     }
+#define HELPERS(T, NAME)                                                                   \
+    extern "C" void pad_channels_##NAME(const T* x, long xcs, T* out, long frame, int c0,   \
+                                        int c1, int rows, const long* src_row, long row_len, \
+                                        long src0, long dst0, long count) {                  \
+        pad_channels<T>(x, xcs, out, frame, c0, c1, rows, src_row, row_len, src0, dst0,     \
+                        count);                                                              \
+    }                                                                                        \
+    extern "C" void pack_##NAME(const T* w, long gs, long fs, long cs, int fg, int cg,       \
+                                int ntaps, int fb_size, int flip, int b0, int b1, T* out) {  \
+        pack<T>(w, gs, fs, cs, fg, cg, ntaps, fb_size, flip, b0, b1, out);                   \
+    }
 #define VARIANTS(T, NAME)                                                                  \
     CORRELATE(T, NAME, 4, 1) CORRELATE(T, NAME, 4, 2) CORRELATE(T, NAME, 4, 3)             \
     CORRELATE(T, NAME, 4, 4) CORRELATE(T, NAME, 8, 1) CORRELATE(T, NAME, 8, 2)             \
     CORRELATE(T, NAME, 8, 3) CORRELATE(T, NAME, 6, 4) CORRELATE(T, NAME, 12, 2)            \
     CORRELATE(T, NAME, 6, 2) WEIGHT_GRAD(T, NAME, 2, 4) WEIGHT_GRAD(T, NAME, 4, 4)         \
-    WEIGHT_GRAD(T, NAME, 4, 6)
+    WEIGHT_GRAD(T, NAME, 4, 6) HELPERS(T, NAME)
 VARIANTS(float, float32)
 VARIANTS(double, float64)
 
@@ -245,17 +306,26 @@ _state = {"loaded": False, "library": None}
 
 
 class _Library:
-    """The loaded kernels: ``correlate[dtype][(FB, P)]``, ``weight_grad[dtype][(FB, CB)]``."""
+    """The loaded kernels: ``correlate[dtype][(FB, P)]``, ``weight_grad[dtype][(FB, CB)]``,
+    ``pad[dtype]`` and ``pack[dtype]``."""
 
     def __init__(self, handle):
         self.handle = handle
         self.vector_bytes = handle.vector_bytes()
         self.registers = handle.vector_registers()
         pointer, long, int_ = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
-        self.correlate, self.weight_grad = {}, {}
+        self.correlate, self.weight_grad, self.pad, self.pack = {}, {}, {}, {}
         for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
             name = dtype.name
             self.correlate[dtype], self.weight_grad[dtype] = {}, {}
+            self.pad[dtype] = function = getattr(handle, f"pad_channels_{name}")
+            function.restype = None
+            function.argtypes = [pointer, long, pointer, long, int_, int_, int_, pointer, long,
+                                 long, long, long]
+            self.pack[dtype] = function = getattr(handle, f"pack_{name}")
+            function.restype = None
+            function.argtypes = [pointer, long, long, long, int_, int_, int_, int_, int_, int_,
+                                 int_, pointer]
             for fb, p in _CORRELATE_VARIANTS:
                 function = getattr(handle, f"correlate_{name}_{fb}_{p}")
                 function.restype = None
@@ -296,22 +366,36 @@ def slack(dtype):
     return 4 * vector_width(dtype)
 
 
-def pack_weights(w, groups, block, flip):
-    """Pack ``w`` (F, C / groups, *k) as ``[group][filter block][channel][tap][block]``.
+def pack_weights(w, groups, block, flip, transposed=False):
+    """Pack a kernel as ``[group][filter block][channel][tap][block]`` for :func:`correlate`.
 
+    ``w`` is (F, C / groups, *k). The packed correlation has the filters ``F`` and the
+    channels ``C / groups`` per group, or with ``transposed`` those of the transposed
+    correlation (the gradient w.r.t. the input): ``C`` filters, ``F / groups`` channels per
+    group, filter ``c`` of group ``g`` reading ``w[g * F / groups + f, c]`` for channel ``f``.
     Taps are in C order of the kernel, rotated by 180 degrees when ``flip``; filters past
     the last of a group are zero.
     """
+    w = np.ascontiguousarray(w)
     filters, per_group = w.shape[:2]
-    kernel = w.shape[2:]
-    if flip:
-        w = w[(slice(None), slice(None)) + (slice(None, None, -1),) * len(kernel)]
-    fg = filters // groups
+    taps = int(np.prod(w.shape[2:]))
+    group_stride = filters // groups * per_group * taps
+    if transposed:
+        fg, cg, filter_stride, channel_stride = per_group, filters // groups, taps, per_group * taps
+    else:
+        fg, cg, filter_stride, channel_stride = filters // groups, per_group, per_group * taps, taps
     blocks = -(-fg // block)
-    packed = np.zeros((groups, blocks * block, per_group, int(np.prod(kernel))), dtype=w.dtype)
-    packed[:, :fg] = w.reshape(groups, fg, per_group, -1)
-    packed = packed.reshape(groups, blocks, block, per_group, -1).transpose(0, 1, 3, 4, 2)
-    return np.ascontiguousarray(packed)
+    packed = np.empty((groups, blocks, cg, taps, block), dtype=w.dtype)
+    function = library().pack[w.dtype]
+
+    def run(span, _):
+        function(_pointer(w), group_stride, filter_stride, channel_stride, fg, cg, taps, block,
+                 int(bool(flip)), span[0], span[1], _pointer(packed))
+
+    count = groups * blocks
+    pieces = worker_count() if packed.size >= _PARALLEL_COPY_SIZE else 1
+    parallel_for(spans(count, -(-count // pieces)), run)
+    return packed
 
 
 def _pointer(array):
@@ -379,6 +463,8 @@ _PARTIAL_SUM_BYTES = 512 << 10
 # output-gradient rows and CB image rows while they are in cache (measured best: 4 KiB;
 # 2 and 8 KiB were 25-35% slower on 32 channels of 32^3 voxels).
 _CHUNK_ROW_BYTES = 4 << 10
+# Copies (padding, weight packing) of fewer elements are not worth splitting among threads.
+_PARALLEL_COPY_SIZE = 1 << 20
 
 
 def _padded_flat(x, pads, totals):
@@ -386,38 +472,55 @@ def _padded_flat(x, pads, totals):
     offsets ``pads``, flattened to (B, C, prod(totals)) inside a buffer with
     :func:`slack` trailing zeros."""
     batch, channels = x.shape[:2]
+    itemsize = x.itemsize
+    if x.strides[-1] != itemsize or any(s < 0 or s % itemsize for s in x.strides):
+        x = np.ascontiguousarray(x)
     size = int(np.prod(totals))
-    buffer = _aligned_zeros((batch * channels * size + slack(x.dtype),), x.dtype)
+    buffer = _aligned_empty((batch * channels * size + slack(x.dtype),), x.dtype)
+    buffer[batch * channels * size:] = 0
     flat = buffer[:batch * channels * size].reshape(batch, channels, size)
-    grid = flat.reshape(batch, channels, *totals)
-    source, target = [slice(None)] * 2, [slice(None)] * 2
-    for n, p, t in zip(x.shape[2:], pads, totals):
-        src0, dst0 = max(0, -p), max(0, p)
-        count = min(n - src0, t - dst0)
-        if count <= 0:
-            return flat
-        source.append(slice(src0, src0 + count))
-        target.append(slice(dst0, dst0 + count))
-    source, target = tuple(source), tuple(target)
+    # where each row of a padded channel starts in its source channel (-1: a row of zeros)
+    starts = np.zeros(1, dtype=np.int64)
+    for n, p, t, stride in zip(x.shape[2:-1], pads[:-1], totals[:-1], x.strides[2:-1]):
+        source = np.arange(t) - p
+        offsets = np.where((source >= 0) & (source < n), source * (stride // itemsize), -1)
+        starts = np.where((starts[:, None] < 0) | (offsets[None, :] < 0), -1,
+                          starts[:, None] + offsets[None, :]).ravel()
+    n, p, t = x.shape[-1], pads[-1], totals[-1]
+    src0, dst0 = max(0, -p), max(0, p)
+    count = min(n - src0, t - dst0)
+    if count <= 0:
+        starts[:] = -1
+        src0 = dst0 = count = 0
+    starts = np.ascontiguousarray(starts)
+    function = library().pad[x.dtype]
+    channel_stride = x.strides[1] // itemsize
 
     def copy(task, _):
         b, (start, stop) = task
-        grid[(b, slice(start, stop)) + target[2:]] = x[(b, slice(start, stop)) + source[2:]]
+        function(ctypes.c_void_p(x.ctypes.data + b * x.strides[0]), channel_stride,
+                 _pointer(flat[b]), size, start, stop, starts.size, _pointer(starts), t, src0,
+                 dst0, count)
 
-    block = max(1, -(-channels // 2))
-    parallel_for([(b, span) for b in range(batch) for span in spans(channels, block)], copy,
-                 flops=4.0 * buffer.size)
+    pieces = worker_count() if flat.size >= _PARALLEL_COPY_SIZE else 1
+    block = max(1, -(-channels // -(-pieces // batch)))
+    parallel_for([(b, span) for b in range(batch) for span in spans(channels, block)], copy)
     return flat
 
 
-def _aligned_zeros(shape, dtype, alignment=64):
-    """Zeros whose first element sits on an ``alignment``-byte boundary (so rows whose
+def _aligned_empty(shape, dtype, alignment=64, allocate=np.empty):
+    """An array whose first element sits on an ``alignment``-byte boundary (so rows whose
     length is a multiple of the vector width are aligned: split loads are slower)."""
     dtype = np.dtype(dtype)
     count = int(np.prod(shape))
-    buffer = np.zeros(count + alignment // dtype.itemsize, dtype=dtype)
+    buffer = allocate(count + alignment // dtype.itemsize, dtype=dtype)
     offset = (-buffer.ctypes.data % alignment) // dtype.itemsize
     return buffer[offset:offset + count].reshape(shape)
+
+
+def _aligned_zeros(shape, dtype, alignment=64):
+    """Zeros, aligned as by :func:`_aligned_empty`."""
+    return _aligned_empty(shape, dtype, alignment, np.zeros)
 
 
 def _row_tables(out_shape, steps):
@@ -437,18 +540,23 @@ def _shifts(kernel, dilation, steps):
                                 dtype=np.int64)
 
 
-def conv_correlation(x, w, pads, out_shape, flip, dilation, groups, tile=None):
+def conv_correlation(x, w, pads, out_shape, flip, dilation, groups, tile=None,
+                     transposed=False):
     """Stride-1 grouped correlation (a true convolution when ``flip``) of ``x`` zero-padded by
-    ``pads`` with ``w`` (F, C / groups, *k).
+    ``pads`` with ``w`` (F, C / groups, *k), or with ``transposed`` with the kernel of the
+    transposed correlation (see :func:`pack_weights`: ``x`` then has ``F`` channels).
 
     Returns
     -------
-    ndarray, (B, F, *out_shape), C-contiguous
+    ndarray, (B, F, *out_shape), or (B, C, *out_shape) when ``transposed``, C-contiguous
     """
     w = np.asarray(w, dtype=x.dtype)
     batch, channels = x.shape[:2]
-    filters, cg = w.shape[:2]
     kernel = w.shape[2:]
+    if transposed:
+        filters, cg = w.shape[1] * groups, w.shape[0] // groups
+    else:
+        filters, cg = w.shape[:2]
     fg = filters // groups
     totals = tuple(n + (k - 1) * d for n, k, d in zip(out_shape, kernel, dilation))
     flat = _padded_flat(x, pads, totals)
@@ -457,7 +565,7 @@ def conv_correlation(x, w, pads, out_shape, flip, dilation, groups, tile=None):
     row_in, row_out = _row_tables(out_shape, steps)
     width = out_shape[-1]
     tile = tile or choose_tile(width, fg, x.dtype)
-    packed = pack_weights(w, groups, tile[0], flip)
+    packed = pack_weights(w, groups, tile[0], flip, transposed)
     # one cache line more per row than the tile, for unaligned reads and shifts
     tile_row_bytes = tile[1] * vector_width(x.dtype) * x.itemsize + 64
     cmax = max(1, _TILE_INPUT_BYTES // (int(np.prod(kernel[:-1])) * tile_row_bytes))

@@ -641,14 +641,6 @@ def _use_c_kernels(x_dtype, kernel, stride, dilation, groups, filters, batch, ou
     return _conv_c.library() is not None
 
 
-def _transposed_groups(w, groups):
-    """``(C, F / groups, *k)``: the kernel of the transposed correlation, group by group."""
-    filters, per_group = w.shape[:2]
-    kernel = w.shape[2:]
-    split = w.reshape(groups, filters // groups, per_group, *kernel)
-    return split.swapaxes(1, 2).reshape(groups * per_group, filters // groups, *kernel)
-
-
 def conv_forward(x, w, pad, stride, flip, dilation=None, groups=1):
     """Convolution of ``x`` (B, C, *S) with ``w`` (F, C / groups, *k), 1 to 3 spatial axes.
 
@@ -779,8 +771,8 @@ def conv_backward_input(gy, w, input_spatial, pad, stride, flip, dilation=None, 
             gy.dtype, w.shape[2:], stride, dilation, groups, w.shape[1] * groups, gy.shape[0],
             input_spatial):
         pads = tuple((k - 1) * d - p for k, d, p in zip(w.shape[2:], dilation, pad))
-        return _conv_c.conv_correlation(gy, _transposed_groups(w, groups), pads, input_spatial,
-                                        not flip, dilation, groups)
+        return _conv_c.conv_correlation(gy, w, pads, input_spatial, not flip, dilation, groups,
+                                        transposed=True)
     if groups == 1:
         return _backward_input(gy, w, input_spatial, tuple(pad), tuple(stride), flip, dilation)
     batch = gy.shape[0]
