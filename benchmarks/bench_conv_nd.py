@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_conv_nd.py [--repeat 5] [--rounds 1] [--threads 2]
-                                       [--only NAME ...] [--blas]
+                                       [--only NAME ...] [--blas] [--settle 0.05]
 
 For each case it prints the best of ``--repeat`` runs of the CPU kernels behind
 ``fcn8_lasagne.ops.conv`` (``forward``; ``fwd+bwd`` adds the input and weight gradients)
@@ -14,6 +14,11 @@ the numbers to compare. ``--rounds`` runs every case that many times over, keepi
 side's minimum across rounds, for machines whose load changes over minutes. ``--blas``
 adds the BLAS kernels (the compiled direct kernels of ``ops._conv_c`` turned off) as a third
 side, to compare the two on the same run.
+
+Every timed call starts after a pause of ``--settle`` seconds: PyTorch's OpenMP threads
+(libgomp) spin-wait for a few milliseconds after each of its calls (measured: 4-8 ms of CPU
+time in the 50 ms after a grouped convolution), and without the pause that spinning shares
+the cores with whichever call comes next, ours after PyTorch's.
 """
 
 import argparse
@@ -24,7 +29,6 @@ import time
 
 import numpy as np
 
-from _timing import best_times
 from fcn8_lasagne.ops import _conv_c, _conv_cpu
 from fcn8_lasagne.ops._blas import blas_info
 
@@ -39,6 +43,27 @@ def cases():
         ("conv2d groups32", (2, 256, 64, 64), (256, 8, 3, 3), 1, 1, 1, 32),
     ]
 
+
+
+def settled_best_times(functions, repeat, settle):
+    """Best wall time of each function, called in turns (one warm-up call each), every timed
+    call ``settle`` seconds after the previous one returned.
+
+    Returns
+    -------
+    dict of str to float
+        Seconds.
+    """
+    for function in functions.values():
+        function()
+    best = dict.fromkeys(functions, np.inf)
+    for _ in range(repeat):
+        for name, function in functions.items():
+            time.sleep(settle)
+            start = time.perf_counter()
+            function()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 @contextlib.contextmanager
@@ -123,6 +148,8 @@ def main():
     parser.add_argument("--only", nargs="*", help="substrings of the case names to run")
     parser.add_argument("--blas", action="store_true",
                         help="also time the BLAS kernels (compiled kernels off)")
+    parser.add_argument("--settle", type=float, default=0.05,
+                        help="seconds of pause before each timed call (default 0.05)")
     args = parser.parse_args()
     try:
         import torch
@@ -147,7 +174,7 @@ def main():
     best = {name: {} for name in prepared}
     for _ in range(args.rounds):
         for name, functions in prepared.items():
-            for key, value in best_times(functions, args.repeat).items():
+            for key, value in settled_best_times(functions, args.repeat, args.settle).items():
                 best[name][key] = min(best[name].get(key, np.inf), value)
     blas_header = f"   {'blas fwd':>9s} {'ratio':>6s} {'blas f+b':>9s} {'ratio':>6s}" if (
         args.blas and torch is not None) else ""
@@ -168,6 +195,7 @@ def main():
                         f" {times['blas fwd+bwd'] * 1e3:8.1f}ms "
                         f"{times['blas fwd+bwd'] / times['torch fwd+bwd']:5.2f}x")
         print(row, flush=True)
+
 
 if __name__ == "__main__":
     main()
