@@ -80,6 +80,32 @@ static inline typename Vec<T>::type splat(T s) {
 template <typename T>
 static inline void store(T* p, typename Vec<T>::type v) { memcpy(p, &v, sizeof v); }
 
+/* acc[i][p] += sum over channels [c0, c1) and taps t of w[c][t][i] * x[c][shift[t] + p V],
+   with x = xrow + c * xcs and w = wblock + c * ntaps * FB; with PF, prefetching the next
+   tile's pixels. */
+template <typename T, int FB, int P, bool PF>
+static inline __attribute__((always_inline)) void accumulate(
+        typename Vec<T>::type (&acc)[FB][P], const T* __restrict xrow, long xcs,
+        const T* __restrict wblock, int c0, int c1, int ntaps, const long* shifts) {
+    typedef typename Vec<T>::type vec;
+    const int V = VBYTES / sizeof(T);
+    for (int c = c0; c < c1; c++) {
+        const T* xc = xrow + (long)c * xcs;
+        const T* wt = wblock + (long)c * ntaps * FB;
+        for (int t = 0; t < ntaps; t++, wt += FB) {
+            const T* xs = xc + shifts[t];
+            if (PF)
+                for (int p = 0; p <= P; p++) __builtin_prefetch(xs + (P + p) * V);
+            vec xv[P];
+            for (int p = 0; p < P; p++) xv[p] = load(xs + p * V);
+            for (int i = 0; i < FB; i++) {
+                const vec b = splat<T>(wt[i]);
+                for (int p = 0; p < P; p++) acc[i][p] += b * xv[p];
+            }
+        }
+    }
+}
+
 /* out[g*fg + f][row_out[r] + j] = sum over channels c of group g and taps t of
    w[g][f][c][t] * x[(g*cg + c)*xcs + row_in[r] + shift[t] + j], for rows [r0, r1) and
    columns j < width. Channels are taken in blocks of cblock (partial sums kept in out);
@@ -118,23 +144,12 @@ static void correlate(const T* __restrict x, long xcs, const T* __restrict wp,
                                 for (int p = 0; p < P; p++) acc[i][p] = load(partial[i] + p * V);
                             }
                         }
-                        for (int c = c0; c < c1; c++) {
-                            const T* xc = xrow + (long)c * xcs;
-                            const T* wc = wblock + (long)c * ntaps * FB;
-                            for (int t = 0; t < ntaps; t++) {
-                                const T* xs = xc + shifts[t];
-                                if (PREFETCH && fb == 0)
-                                    for (int p = 0; p <= P; p++)
-                                        __builtin_prefetch(xs + tile + p * V);
-                                vec xv[P];
-                                for (int p = 0; p < P; p++) xv[p] = load(xs + p * V);
-                                const T* wt = wc + t * FB;
-                                for (int i = 0; i < FB; i++) {
-                                    const vec b = splat<T>(wt[i]);
-                                    for (int p = 0; p < P; p++) acc[i][p] += b * xv[p];
-                                }
-                            }
-                        }
+                        if (PREFETCH && fb == 0)
+                            accumulate<T, FB, P, true>(acc, xrow, xcs, wblock, c0, c1, ntaps,
+                                                       shifts);
+                        else
+                            accumulate<T, FB, P, false>(acc, xrow, xcs, wblock, c0, c1, ntaps,
+                                                        shifts);
                         if (full) {
                             for (int i = 0; i < nf; i++)
                                 for (int p = 0; p < P; p++) store(orow + i * ocs + p * V, acc[i][p]);
