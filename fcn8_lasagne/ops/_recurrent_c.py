@@ -114,6 +114,62 @@ static inline void gemm(bool trans_a, bool trans_b, int m, int n, int k, const d
               &beta, C, &ldc);
 }
 
+/* The per-step products go to BLAS in pieces of at most SMALL_GEMM_MACS multiply-adds:
+   OpenBLAS's small-matrix kernels (its SkylakeX and later builds) take such products
+   (not transposed, or only the second operand) without first packing (copying) both
+   operands, which at batch 32 and 128 units took about 40% of an LSTM step's product.
+   Where BLAS has no such kernels the pieces cost little more than one call. */
+static const double SMALL_GEMM_MACS = 1e6;
+
+/* Width of the pieces (a multiple of 16, all but the last equal) that split `width`
+   so that each product of `other` multiply-adds per unit of width stays small. */
+static inline int gemm_piece(double other, int width) {
+    int most = (int)(SMALL_GEMM_MACS / (other > 1 ? other : 1)) / 16 * 16;
+    if (most < 16 || most >= width) return width;
+    int pieces = (width + most - 1) / most;
+    return ((width + pieces - 1) / pieces + 15) / 16 * 16;
+}
+
+/* Row-major C (m x n) = A (m x k) @ B (k x n) + beta * C, split along n. */
+template <typename T>
+static inline void gemm_split_columns(int m, int n, int k, const T* A, int lda, const T* B,
+                                      int ldb, T beta, T* C, int ldc) {
+    const int piece = gemm_piece((double)m * k, n);
+    for (int c = 0; c < n; c += piece) {
+        gemm(false, false, m, n - c < piece ? n - c : piece, k, A, lda, B + c, ldb, beta,
+             C + c, ldc);
+    }
+}
+
+/* Row-major C (m x n) = A (m x k) @ B (k x n) + beta * C, split along k. */
+template <typename T>
+static inline void gemm_split_inner(int m, int n, int k, const T* A, int lda, const T* B,
+                                    int ldb, T beta, T* C, int ldc) {
+    const int piece = gemm_piece((double)m * n, k);
+    for (int c = 0; c < k; c += piece) {
+        gemm(false, false, m, n, k - c < piece ? k - c : piece, A + c, lda,
+             B + (size_t)c * ldb, ldb, c ? (T)1 : beta, C, ldc);
+    }
+}
+
+/* W^T (cols x rows) of a row-major W (rows x cols), or 0 when out of memory. */
+template <typename T>
+static T* transposed(const T* W, int rows, int cols) {
+    T* WT = (T*)std::malloc(((size_t)rows * cols + 1) * sizeof(T));
+    if (!WT) return 0;
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c) WT[(size_t)c * rows + r] = W[(size_t)r * cols + c];
+    return WT;
+}
+
+/* d_h (B x U) += d_a (B x G) . W^T with W (U x G): through WT (G x U) when there is one. */
+template <typename T>
+static inline void gemm_state_gradient(int B, int U, int G, const T* d_a, const T* W,
+                                       const T* WT, T* d_h) {
+    if (WT) gemm_split_inner(B, U, G, d_a, G, WT, U, (T)1, d_h, U);
+    else gemm(false, true, B, U, G, d_a, G, W, G, (T)1, d_h, U);
+}
+
 /* One OpenBLAS thread while alive (when asked), the previous count restored after. */
 struct BlasThreads {
     int saved;
@@ -183,20 +239,23 @@ static inline double tanh_(double x) { return std::tanh(x); }
 /* LSTM (gates i, f, c, o; x (steps, B, 4U); W (U, 4U); gates out (steps, 4, B, U))      */
 /* ------------------------------------------------------------------------------------ */
 
+/* gate_step: the distance between the steps' gate blocks in `gates`, 4 * B * U, or 0 when
+   the gates are not kept (then `gates` is one step's scratch block). */
+
 template <typename T, bool PEEP>
 FCN8_RNN_KERNEL void lstm_forward(int steps, int B, int U, const T* x, const T* W,
                                   const T* wci, const T* wcf, const T* wco, const T* c0,
                                   const T* h0, const unsigned char* keep, T* hid, T* cell,
-                                  T* gates, T* hw, bool single_thread) {
+                                  T* gates, size_t gate_step, T* hw, bool single_thread) {
     const int G = 4 * U;
     const size_t BU = (size_t)B * U;
     BlasThreads threads(single_thread);
     for (int t = 0; t < steps; ++t) {
         const T* hp = t ? hid + (t - 1) * BU : h0;
         const T* cp = t ? cell + (t - 1) * BU : c0;
-        gemm(false, false, B, G, U, hp, U, W, G, (T)0, hw, G);
+        gemm_split_columns(B, G, U, hp, U, W, G, (T)0, hw, G);
         const T* xt = x + (size_t)t * B * G;
-        T* gt = gates + (size_t)t * 4 * BU;
+        T* gt = gates + (size_t)t * gate_step;
         for (int b = 0; b < B; ++b) {
             const T* __restrict__ xa = xt + (size_t)b * G;
             const T* __restrict__ ha = hw + (size_t)b * G;
@@ -254,6 +313,7 @@ FCN8_RNN_KERNEL void lstm_backward(int steps, int B, int U, const T* W, const T*
         std::memset(d_wcf, 0, U * sizeof(T));
         std::memset(d_wco, 0, U * sizeof(T));
     }
+    T* WT = transposed(W, U, G);
     BlasThreads threads(single_thread);
     for (int t = steps - 1; t >= 0; --t) {
         const T* cp = t ? cell + (t - 1) * BU : c0;
@@ -313,9 +373,10 @@ FCN8_RNN_KERNEL void lstm_backward(int steps, int B, int U, const T* W, const T*
             }
         }
         /* d_h_prev += d_a . W^T (masked rows have d_a = 0 and keep their carried value) */
-        gemm(false, true, B, U, G, dxt, G, W, G, (T)1, d_h0, U);
+        gemm_state_gradient(B, U, G, dxt, W, WT, d_h0);
     }
     threads.restore();
+    std::free(WT);
     if (steps == 0 || B == 0) {
         std::memset(d_W, 0, (size_t)U * G * sizeof(T));
         return;
@@ -340,7 +401,7 @@ FCN8_RNN_KERNEL void gru_forward(int steps, int B, int U, const T* x, const T* W
     BlasThreads threads(single_thread);
     for (int t = 0; t < steps; ++t) {
         const T* hp = t ? hid + (t - 1) * BU : h0;
-        gemm(false, false, B, G, U, hp, U, W, G, (T)0, hw, G);
+        gemm_split_columns(B, G, U, hp, U, W, G, (T)0, hw, G);
         const T* xt = x + (size_t)t * B * G;
         T* gt = gates + (size_t)t * 4 * BU;
         for (int b = 0; b < B; ++b) {
@@ -380,6 +441,7 @@ FCN8_RNN_KERNEL void gru_backward(int steps, int B, int U, const T* W, const T* 
     const int G = 3 * U;
     const size_t BU = (size_t)B * U;
     std::memset(d_h0, 0, BU * sizeof(T));
+    T* WT = transposed(W, U, G);
     BlasThreads threads(single_thread);
     for (int t = steps - 1; t >= 0; --t) {
         const T* hp = t ? hid + (t - 1) * BU : h0;
@@ -420,9 +482,10 @@ FCN8_RNN_KERNEL void gru_backward(int steps, int B, int U, const T* W, const T* 
                 dh[j] = dhj * ((T)1 - u);
             }
         }
-        gemm(false, true, B, U, G, dwt, G, W, G, (T)1, d_h0, U);
+        gemm_state_gradient(B, U, G, dwt, W, WT, d_h0);
     }
     threads.restore();
+    std::free(WT);
     if (steps == 0 || B == 0) {
         std::memset(d_W, 0, (size_t)U * G * sizeof(T));
         return;
@@ -450,7 +513,7 @@ static int prepare_output(PyArrayObject** out, int nd, const npy_intp* dims, int
 """
 
 #: Part of every op's ``c_code_cache_version``: a change of the C source recompiles.
-CODE_VERSION = (1, int(hashlib.sha256(SUPPORT_CODE.encode()).hexdigest()[:12], 16))
+CODE_VERSION = (2, int(hashlib.sha256(SUPPORT_CODE.encode()).hexdigest()[:12], 16))
 
 
 def _prefix(node):
@@ -553,19 +616,22 @@ def lstm_forward_code(op, node, inputs, outputs, sub):
     {{
         npy_intp steps = {steps}, batch = {batch}, units = {units};
         npy_intp state_dims[3] = {{steps, batch, units}};
-        npy_intp gate_dims[4] = {{steps, 4, batch, units}};
+        npy_intp gate_dims[4] = {{{"steps" if op.store_gates else "0"}, 4, batch, units}};
         if (fcn8_rnn::prepare_output(&{hid}, 3, state_dims, {_typenum(node)})
             || fcn8_rnn::prepare_output(&{cell}, 3, state_dims, {_typenum(node)})
             || fcn8_rnn::prepare_output(&{gates}, 4, gate_dims, {_typenum(node)})) goto fcn8_rnn_fail;
         {_contiguous(all_in, local)}
         {_keep_code(mask, "steps", "batch", "goto fcn8_rnn_fail;") if mask else ""}
-        hw = ({T}*)malloc((batch * 4 * units + 1) * sizeof({T}));
+        /* the hidden products, then (without kept gates) one step's gate block */
+        hw = ({T}*)malloc(((1 + !{int(op.store_gates)}) * batch * 4 * units + 1) * sizeof({T}));
         if (!hw) {{ PyErr_NoMemory(); goto fcn8_rnn_fail; }}
         fcn8_rnn::lstm_forward<{T}, {"true" if peeps else "false"}>(
             (int)steps, (int)batch, (int)units, {data[xc]}, {data[Wc]}, {peep_args},
             {data[c0c]}, {data[h0c]}, keep, ({T}*)PyArray_DATA({hid}),
-            ({T}*)PyArray_DATA({cell}), ({T}*)PyArray_DATA({gates}), hw,
-            {_single_thread("batch", "units", "4 * units")});
+            ({T}*)PyArray_DATA({cell}),
+            {f"({T}*)PyArray_DATA({gates}), (size_t)(4 * batch * units)" if op.store_gates
+             else "hw + batch * 4 * units, (size_t)0"},
+            hw, {_single_thread("batch", "units", "4 * units")});
         goto fcn8_rnn_done;
     }}
     }}

@@ -56,7 +56,8 @@ def _keep(mask, dtype):
     return (np.asarray(mask) != 0).astype(dtype)[:, :, None]
 
 
-def lstm_forward(x, W_hid, c0, h0, w_ci=None, w_cf=None, w_co=None, mask=None):
+def lstm_forward(x, W_hid, c0, h0, w_ci=None, w_cf=None, w_co=None, mask=None,
+                 store_gates=True):
     """Lasagne's LSTM over a sequence of precomputed input projections.
 
     Parameters
@@ -68,12 +69,15 @@ def lstm_forward(x, W_hid, c0, h0, w_ci=None, w_cf=None, w_co=None, mask=None):
     w_ci, w_cf, w_co : ndarray ``(units,)`` or None
         Peephole weights (all or none).
     mask : ndarray ``(steps, batch)`` or None
+    store_gates : bool
+        Whether to return the gate activations (else an empty ``gates``).
 
     Returns
     -------
     hid, cell : ndarray, ``(steps, batch, units)``
         The states after each step (masked steps repeat the previous state).
-    gates : ndarray, ``(steps, 4, batch, units)``
+    gates : ndarray, ``(steps, 4, batch, units)`` (``(0, 4, batch, units)`` without
+        ``store_gates``)
         The gate activations ``i, f, tanh(c~), o`` of each step as contiguous blocks (the
         backward pass reads them).
     """
@@ -83,7 +87,8 @@ def lstm_forward(x, W_hid, c0, h0, w_ci=None, w_cf=None, w_co=None, mask=None):
     W_hid = np.ascontiguousarray(W_hid)
     hid = np.empty((steps, batch, units), dtype)
     cell = np.empty((steps, batch, units), dtype)
-    gates = np.empty((steps, 4, batch, units), dtype)
+    gates = np.empty((steps if store_gates else 0, 4, batch, units), dtype)
+    scratch = None if store_gates else np.empty((4, batch, units), dtype)
     keep = _keep(mask, dtype)
     peepholes = w_ci is not None
     pre = np.empty((batch, width), dtype)
@@ -95,7 +100,7 @@ def lstm_forward(x, W_hid, c0, h0, w_ci=None, w_cf=None, w_co=None, mask=None):
         for t in range(steps):
             np.copyto(pre, x[t])
             gemm(h_prev, W_hid, pre, beta=1.0)
-            g = gates[t]
+            g = gates[t] if store_gates else scratch
             np.copyto(g, pre_blocks)
             i, f, c_in, o = g
             if peepholes:

@@ -33,16 +33,19 @@ API::
 """
 
 import pytensor.tensor as pt
+from pytensor.compile import optdb
 from pytensor.gradient import DisconnectedType, disconnected_type
 from pytensor.graph.basic import Apply
+from pytensor.graph.rewriting.basic import node_rewriter
 from pytensor.link.c.op import COp
 
 from . import _recurrent_c, _recurrent_cpu
 from ._backend import register_numba_perform
 from ._common import as_float_tensor, common_dtype, infer_shape_arguments, named_errors
+from .reduce import CPU_REWRITES
 
-__all__ = ["LSTMSequence", "LSTMSequenceGrad", "lstm_sequence", "GRUSequence",
-           "GRUSequenceGrad", "gru_sequence"]
+__all__ = ["LSTMSequence", "LSTMSequenceGrad", "lstm_sequence", "local_lstm_unused_gates",
+           "GRUSequence", "GRUSequenceGrad", "gru_sequence"]
 
 
 def _as_tensor(value, ndim, role, op_name):
@@ -92,7 +95,8 @@ class _LSTMBase(_CSequence):
 class LSTMSequence(_LSTMBase):
     """The LSTM recurrence over a whole sequence (see the module docstring).
 
-    ``LSTMSequence(peepholes, masked)(x, W_hid, [w_ci, w_cf, w_co,] c0, h0[, mask])``
+    ``LSTMSequence(peepholes, masked, store_gates)(x, W_hid, [w_ci, w_cf, w_co,] c0, h0[,
+    mask])``
 
     Parameters
     ----------
@@ -100,11 +104,21 @@ class LSTMSequence(_LSTMBase):
         Whether the peephole weights ``w_ci, w_cf, w_co`` (each ``(units,)``) are inputs.
     masked : bool
         Whether a ``(steps, batch)`` mask is the last input.
+    store_gates : bool, default True
+        Whether ``gates`` holds the activations; False gives an empty ``(0, 4, batch,
+        units)`` one and saves writing them (the rewrite :func:`local_lstm_unused_gates`
+        sets it where nothing reads the gates). Such a node has no gradient.
 
     Outputs ``hid``, ``cell`` (``(steps, batch, units)``, the states after each step) and
     ``gates`` (``(steps, 4, batch, units)``, the activations ``i, f, tanh(a_c), o`` as
     contiguous blocks, which the gradient reads; it has no gradient of its own).
     """
+
+    __props__ = ("peepholes", "masked", "store_gates")
+
+    def __init__(self, peepholes=False, masked=False, store_gates=True):
+        super().__init__(peepholes, masked)
+        self.store_gates = bool(store_gates)
 
     def make_node(self, x, W_hid, *rest):
         name = type(self).__name__
@@ -129,7 +143,8 @@ class LSTMSequence(_LSTMBase):
         if batch is None:
             batch = c0.type.shape[0] if c0.type.shape[0] is not None else h0.type.shape[0]
         state = pt.tensor(dtype=dtype, shape=(steps, batch, units))
-        gates = pt.tensor(dtype=dtype, shape=(steps, 4, batch, units))
+        gates = pt.tensor(dtype=dtype, shape=(steps if self.store_gates else 0, 4, batch,
+                                              units))
         return Apply(self, inputs, [state, state.type(), gates])
 
     def perform(self, node, inputs, output_storage):
@@ -152,7 +167,8 @@ class LSTMSequence(_LSTMBase):
             if self.peepholes and any(p.shape != (units,) for p in peeps):
                 raise ValueError(f"LSTMSequence: peephole weights of shapes "
                                  f"{[p.shape for p in peeps]}, expected ({units},)")
-            outputs = _recurrent_cpu.lstm_forward(x, W_hid, c0, h0, *peeps, mask=mask)
+            outputs = _recurrent_cpu.lstm_forward(x, W_hid, c0, h0, *peeps, mask=mask,
+                                                  store_gates=self.store_gates)
         for storage, value in zip(output_storage, outputs):
             storage[0] = value
 
@@ -163,7 +179,8 @@ class LSTMSequence(_LSTMBase):
         node, shapes = infer_shape_arguments(args)
         steps, batch, width = shapes[0]
         units = shapes[1][0]
-        return [(steps, batch, units), (steps, batch, units), (steps, 4, batch, units)]
+        gate_steps = steps if self.store_gates else 0
+        return [(steps, batch, units), (steps, batch, units), (gate_steps, 4, batch, units)]
 
     def connection_pattern(self, node):
         pattern = [[True, True, True] for _ in node.inputs]
@@ -176,6 +193,9 @@ class LSTMSequence(_LSTMBase):
         if not isinstance(d_gates.type, DisconnectedType):
             raise NotImplementedError("LSTMSequence: the gates output has no gradient; "
                                       "differentiate through hid and cell")
+        if not self.store_gates:
+            raise NotImplementedError("LSTMSequence: a node without stored gates has no "
+                                      "gradient (differentiate the graph before compiling)")
         hid, cell, gates = outputs
         if isinstance(d_hid.type, DisconnectedType):
             d_hid = pt.zeros_like(hid)
@@ -271,6 +291,23 @@ def lstm_sequence(x, W_hid, c0, h0, peepholes=None, mask=None):
     inputs = [x, W_hid, *(peepholes or ()), c0, h0] + ([mask] if mask is not None else [])
     hid, cell, _ = op(*inputs)
     return hid, cell
+
+
+@node_rewriter([LSTMSequence])
+def local_lstm_unused_gates(fgraph, node):
+    """:class:`LSTMSequence` whose ``gates`` nothing reads → one with ``store_gates=False``
+    (a forward-only graph: the gates are ``steps * 4 * batch * units`` values written and
+    never read)."""
+    op = node.op
+    if not op.store_gates or fgraph.clients.get(node.outputs[2]):
+        return None
+    hid, cell, _ = LSTMSequence(op.peepholes, op.masked, store_gates=False)(*node.inputs)
+    return {node.outputs[0]: hid, node.outputs[1]: cell}
+
+
+# Not tagged fast_run: only the CPU mode of fcn8_lasagne.compile includes it (the JAX
+# translation always computes the gates).
+optdb["specialize"].register("local_lstm_unused_gates", local_lstm_unused_gates, CPU_REWRITES)
 
 
 class _GRUBase(_CSequence):

@@ -385,6 +385,68 @@ def test_gru_c_kernels_equal_numpy_kernels(rng, dtype, masked):
 
 
 @needs_cxx
+@pytest.mark.parametrize("peepholes, masked", [(False, False), (True, True)])
+def test_c_kernels_split_step_products_into_pieces_as_numpy_computes_them(rng, peepholes,
+                                                                          masked):
+    """Batch 40: the per-step products (40 x 90 x 360 multiply-adds for an LSTM of 90
+    units, 40 x 100 x 300 for a GRU of 100) exceed the C kernels' piece size (1e6), so they
+    run in pieces of 192 and 168 columns (forward; backward the inner dimension) or 160 and
+    140 (GRU); each piece must land where the unsplit product puts it."""
+    tol = dict(rtol=1e-12, atol=1e-12)
+    ins, outputs, args = _lstm_case(rng, "float64", peepholes, masked, steps=3, batch=40,
+                                    units=90)
+    c_values = pytensor.function(ins, outputs, mode="CVM")(*args)
+    numpy_values = pytensor.function(ins, outputs, mode=NUMPY_MODE)(*args)
+    for c_value, numpy_value in zip(c_values, numpy_values):
+        np.testing.assert_allclose(c_value, numpy_value, **tol)
+    ins, outputs, args = _gru_case(rng, "float64", masked, steps=3, batch=40, units=100)
+    c_values = pytensor.function(ins, outputs, mode="CVM")(*args)
+    numpy_values = pytensor.function(ins, outputs, mode=NUMPY_MODE)(*args)
+    for c_value, numpy_value in zip(c_values, numpy_values):
+        np.testing.assert_allclose(c_value, numpy_value, **tol)
+
+
+@pytest.mark.parametrize("mode", [pytest.param("CVM", marks=needs_cxx), NUMPY_MODE],
+                         ids=["c", "numpy"])
+def test_lstm_without_stored_gates_gives_the_same_states(rng, mode):
+    (x, W, c0, h0), peeps, mask = _values(rng)
+    inputs = [x, W, *peeps, c0, h0, mask]
+    symbols = [pt.tensor(dtype="float64", shape=(None,) * v.ndim) for v in inputs]
+    kept = LSTMSequence(True, True)(*symbols)
+    skipped = LSTMSequence(True, True, store_gates=False)(*symbols)
+    assert skipped[2].type.shape == (0, 4, None, None)
+    fn = pytensor.function(symbols, list(kept) + list(skipped), mode=mode)
+    hid, cell, gates, hid_skipped, cell_skipped, no_gates = fn(*inputs)
+    assert gates.shape == (STEPS, 4, BATCH, UNITS)
+    assert no_gates.shape == (0, 4, BATCH, UNITS)
+    np.testing.assert_array_equal(hid_skipped, hid)
+    np.testing.assert_array_equal(cell_skipped, cell)
+    with pytest.raises(NotImplementedError, match="without stored gates"):
+        pytensor.grad(skipped[0].sum(), symbols[1])
+
+
+def test_cpu_mode_skips_the_gates_only_where_nothing_reads_them(rng):
+    l_in = InputLayer((None, STEPS, 5))
+    layer = LSTMLayer(l_in, UNITS)
+    out = get_output(layer)
+    grads = pytensor.grad(out.sum(), get_all_params(layer, trainable=True))
+    forward = fcompile.function([l_in.input_var], out, device="cpu")
+    both = fcompile.function([l_in.input_var], [out] + grads, device="cpu")
+    plain = pytensor.function([l_in.input_var], out)
+
+    def store_gates(fn):
+        return [node.op.store_gates for node in fn.maker.fgraph.toposort()
+                if isinstance(node.op, LSTMSequence)]
+
+    assert store_gates(forward) == [False]
+    assert store_gates(both) == [True]
+    assert store_gates(plain) == [True]  # the rewrite is in the CPU mode only
+    x = rng.standard_normal((BATCH, STEPS, 5)).astype(pytensor.config.floatX)
+    np.testing.assert_array_equal(forward(x), plain(x))
+    np.testing.assert_array_equal(both(x)[0], plain(x))
+
+
+@needs_cxx
 def test_c_float32_nonlinearities_are_accurate_over_a_wide_range():
     """One step from zero states: hid = sigmoid(a_o) * tanh(sigmoid(a_i) * tanh(a_c)),
     cell = sigmoid(a_i) * tanh(a_c), checked against float64 NumPy on [-100, 100]."""
