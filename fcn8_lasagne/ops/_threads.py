@@ -13,6 +13,7 @@ import itertools
 import os
 import threading
 
+from . import _memory
 from ._blas import blas_thread_count, single_threaded_blas
 
 __all__ = ["parallel_for", "spans", "worker_count"]
@@ -37,7 +38,8 @@ def _get_pool():
     with _pool_lock:
         if _pool is None:
             _pool = concurrent.futures.ThreadPoolExecutor(
-                _WORKERS, thread_name_prefix="fcn8_lasagne-blas")
+                _WORKERS, thread_name_prefix="fcn8_lasagne-blas",
+                initializer=_memory.install_if_installed)
         return _pool
 
 

@@ -1,0 +1,120 @@
+"""The caching allocator of ``fcn8_lasagne.ops._memory``: reuse, zeroing, resizing, threads,
+the off switch."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from fcn8_lasagne.ops import _memory
+
+pytestmark = pytest.mark.skipif(not _memory.install(), reason="no C++ compiler")
+
+LARGE = (3 * _memory.MIN_BYTES) // 8  # float64 elements of a block of 3 MIN_BYTES
+
+
+def handler_name():
+    return _memory._handler_name()
+
+
+def test_installed_in_this_thread():
+    assert handler_name() == "fcn8_lasagne_caching_allocator"
+    assert np.ones(LARGE).base is None  # an ordinary owning array
+
+
+def test_a_freed_large_block_is_reused_and_calloc_zeroes_it():
+    before = _memory.statistics()
+    first = np.full(LARGE, 7.0)
+    address = first.ctypes.data
+    del first
+    zeros = np.zeros(LARGE)
+    after = _memory.statistics()
+    assert zeros.ctypes.data == address
+    assert after["hits"] > before["hits"]
+    assert not zeros.any()
+
+
+def test_a_slightly_smaller_request_reuses_a_block_a_larger_one_does_not():
+    block = np.empty(LARGE)
+    address = block.ctypes.data
+    del block
+    smaller = np.empty(LARGE - LARGE // 16)
+    assert smaller.ctypes.data == address
+    del smaller
+    larger = np.empty(LARGE + LARGE // 4)
+    assert larger.ctypes.data != address
+
+
+def test_small_arrays_are_not_counted():
+    before = _memory.statistics()
+    values = np.arange(1000.0)
+    del values
+    assert _memory.statistics()["hits"] + _memory.statistics()["misses"] == (
+        before["hits"] + before["misses"])
+
+
+def test_resize_keeps_values_across_small_and_large_blocks():
+    values = np.arange(1000.0)
+    values.resize(LARGE, refcheck=False)  # small -> large
+    np.testing.assert_array_equal(values[:1000], np.arange(1000.0))
+    assert not values[1000:].any()
+    values[:] = 3.0
+    values.resize(2 * LARGE, refcheck=False)  # large -> larger
+    np.testing.assert_array_equal(values[:LARGE], 3.0)
+    values.resize(10, refcheck=False)  # large -> small
+    np.testing.assert_array_equal(values, 3.0)
+
+
+def test_arrays_of_other_threads_and_the_worker_threads():
+    results = {}
+
+    def work():
+        results["before"] = handler_name()
+        _memory.install_if_installed()
+        results["after"] = handler_name()
+        results["array"] = np.full(LARGE, 2.0)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    # a new thread starts with NumPy's allocator; install_if_installed puts ours in place
+    assert results["before"] == "default_allocator"
+    assert results["after"] == "fcn8_lasagne_caching_allocator"
+    np.testing.assert_array_equal(results["array"], 2.0)
+    del results["array"]  # freed in this thread: goes back to the cache
+    from fcn8_lasagne.ops import _threads
+
+    names = []
+    _threads.parallel_for([0, 1], lambda task, _: names.append(handler_name()),
+                          flops=float(1 << 40))
+    assert set(names) == {"fcn8_lasagne_caching_allocator"}
+
+
+def test_release_idle_empties_the_cache():
+    block = np.empty(LARGE)
+    del block
+    assert _memory.statistics()["idle_bytes"] > 0
+    _memory.release_idle()
+    assert _memory.statistics()["idle_bytes"] == 0
+
+
+def test_the_off_switch_keeps_numpys_allocator():
+    code = ("from fcn8_lasagne.ops import _memory; import numpy as np; "
+            "print(_memory.install(), _memory._handler_name())")
+    env = dict(os.environ, FCN8_LASAGNE_CACHING_ALLOCATOR="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "default_allocator"]
+
+
+def test_a_compiled_cpu_function_runs_with_it(tmp_path):
+    code = ("import numpy as np, pytensor.tensor as pt; from fcn8_lasagne.compile import "
+            "function; from fcn8_lasagne.ops import _memory; x = pt.vector('x'); "
+            "f = function([x], x * 2); total = float(f(np.ones(3, x.dtype)).sum()); "
+            "print(_memory._handler_name(), total)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["fcn8_lasagne_caching_allocator", "6.0"]
