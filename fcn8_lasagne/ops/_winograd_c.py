@@ -25,34 +25,59 @@ from ._c_build import load_library
 __all__ = ["library", "transform_input", "transform_output", "transform_output_grad"]
 
 _SOURCE = r"""
+#include <vector>
+
 // B^T d B of every 4x4 tile (stride 2) of a band of image rows, written as
-// out[(a * 4 + d) * channels + c][i * tiles_w + j].
+// out[(a * 4 + d) * channels + c][i * tiles_w + j]. Two passes per tile row, each a loop
+// the compiler vectorises: the column combinations of the four rows (t_a, kept as even
+// and odd columns), then the row combinations of those, tile by tile. Same operations in
+// the same order as one tile at a time.
 template <typename T>
 static void input_transform(const T* __restrict__ rows, long channel_stride, long row_stride,
                             long channels, long n, long tiles_w, T* __restrict__ out) {
     const long plane = n * tiles_w, channel_plane = channels * plane;
+    const long pairs = tiles_w + 1;
+    std::vector<T> scratch(8 * pairs);
+    T* even[4];
+    T* odd[4];
+    for (int a = 0; a < 4; ++a) {
+        even[a] = scratch.data() + (2 * a) * pairs;
+        odd[a] = scratch.data() + (2 * a + 1) * pairs;
+    }
     for (long c = 0; c < channels; ++c) {
         for (long i = 0; i < n; ++i) {
             const T* r0 = rows + c * channel_stride + 2 * i * row_stride;
             const T* r1 = r0 + row_stride;
             const T* r2 = r1 + row_stride;
             const T* r3 = r2 + row_stride;
+            T* __restrict__ e0 = even[0]; T* __restrict__ e1 = even[1];
+            T* __restrict__ e2 = even[2]; T* __restrict__ e3 = even[3];
+            T* __restrict__ o0 = odd[0]; T* __restrict__ o1 = odd[1];
+            T* __restrict__ o2 = odd[2]; T* __restrict__ o3 = odd[3];
+            for (long j = 0; j < pairs; ++j) {
+                const long col = 2 * j;
+                e0[j] = r0[col] - r2[col];
+                e1[j] = r1[col] + r2[col];
+                e2[j] = r2[col] - r1[col];
+                e3[j] = r1[col] - r3[col];
+                o0[j] = r0[col + 1] - r2[col + 1];
+                o1[j] = r1[col + 1] + r2[col + 1];
+                o2[j] = r2[col + 1] - r1[col + 1];
+                o3[j] = r1[col + 1] - r3[col + 1];
+            }
             T* o = out + c * plane + i * tiles_w;
-            for (long j = 0; j < tiles_w; ++j) {
-                T t[4][4];
-                for (long s = 0; s < 4; ++s) {
-                    const long col = 2 * j + s;
-                    t[0][s] = r0[col] - r2[col];
-                    t[1][s] = r1[col] + r2[col];
-                    t[2][s] = r2[col] - r1[col];
-                    t[3][s] = r1[col] - r3[col];
-                }
-                for (long a = 0; a < 4; ++a) {
-                    T* p = o + (4 * a) * channel_plane + j;
-                    p[0] = t[a][0] - t[a][2];
-                    p[channel_plane] = t[a][1] + t[a][2];
-                    p[2 * channel_plane] = t[a][2] - t[a][1];
-                    p[3 * channel_plane] = t[a][1] - t[a][3];
+            for (int a = 0; a < 4; ++a) {
+                const T* __restrict__ e = even[a];
+                const T* __restrict__ d = odd[a];
+                T* __restrict__ p0 = o + (4 * a) * channel_plane;
+                T* __restrict__ p1 = p0 + channel_plane;
+                T* __restrict__ p2 = p1 + channel_plane;
+                T* __restrict__ p3 = p2 + channel_plane;
+                for (long j = 0; j < tiles_w; ++j) {
+                    p0[j] = e[j] - e[j + 1];
+                    p1[j] = d[j] + e[j + 1];
+                    p2[j] = e[j + 1] - d[j];
+                    p3[j] = d[j] - d[j + 1];
                 }
             }
         }
@@ -88,32 +113,54 @@ static void output_transform(const T* __restrict__ in, long filters, long n, lon
 }
 
 // A dY A^T of every 2x2 block of an output gradient, written as
-// out[(a * 4 + d) * filters + f][i * tiles_w + j].
+// out[(a * 4 + d) * filters + f][i * tiles_w + j]. Two vectorised passes per row of blocks,
+// as in input_transform: the row combinations (even and odd columns apart), then the
+// column combinations. Same operations in the same order as one block at a time.
 template <typename T>
 static void output_grad_transform(const T* __restrict__ in, long channel_stride,
                                   long row_stride, long filters, long n, long tiles_w,
                                   T* __restrict__ out) {
     const long plane = n * tiles_w, filter_plane = filters * plane;
+    std::vector<T> scratch(8 * tiles_w);
+    T* even[4];
+    T* odd[4];
+    for (int a = 0; a < 4; ++a) {
+        even[a] = scratch.data() + (2 * a) * tiles_w;
+        odd[a] = scratch.data() + (2 * a + 1) * tiles_w;
+    }
     for (long f = 0; f < filters; ++f) {
         for (long i = 0; i < n; ++i) {
             const T* g0 = in + f * channel_stride + 2 * i * row_stride;
             const T* g1 = g0 + row_stride;
-            T* o = out + f * plane + i * tiles_w;
+            T* __restrict__ e0 = even[0]; T* __restrict__ e1 = even[1];
+            T* __restrict__ e2 = even[2]; T* __restrict__ e3 = even[3];
+            T* __restrict__ o0 = odd[0]; T* __restrict__ o1 = odd[1];
+            T* __restrict__ o2 = odd[2]; T* __restrict__ o3 = odd[3];
             for (long j = 0; j < tiles_w; ++j) {
-                T h[4][2];
-                for (long d = 0; d < 2; ++d) {
-                    const T first = g0[2 * j + d], second = g1[2 * j + d];
-                    h[0][d] = first;
-                    h[1][d] = first + second;
-                    h[2][d] = first - second;
-                    h[3][d] = -second;
-                }
-                for (long a = 0; a < 4; ++a) {
-                    T* p = o + (4 * a) * filter_plane + j;
-                    p[0] = h[a][0];
-                    p[filter_plane] = h[a][0] + h[a][1];
-                    p[2 * filter_plane] = h[a][0] - h[a][1];
-                    p[3 * filter_plane] = -h[a][1];
+                const T first0 = g0[2 * j], first1 = g0[2 * j + 1];
+                const T second0 = g1[2 * j], second1 = g1[2 * j + 1];
+                e0[j] = first0;
+                o0[j] = first1;
+                e1[j] = first0 + second0;
+                o1[j] = first1 + second1;
+                e2[j] = first0 - second0;
+                o2[j] = first1 - second1;
+                e3[j] = -second0;
+                o3[j] = -second1;
+            }
+            T* o = out + f * plane + i * tiles_w;
+            for (int a = 0; a < 4; ++a) {
+                const T* __restrict__ e = even[a];
+                const T* __restrict__ d = odd[a];
+                T* __restrict__ p0 = o + (4 * a) * filter_plane;
+                T* __restrict__ p1 = p0 + filter_plane;
+                T* __restrict__ p2 = p1 + filter_plane;
+                T* __restrict__ p3 = p2 + filter_plane;
+                for (long j = 0; j < tiles_w; ++j) {
+                    p0[j] = e[j];
+                    p1[j] = e[j] + d[j];
+                    p2[j] = e[j] - d[j];
+                    p3[j] = -d[j];
                 }
             }
         }
