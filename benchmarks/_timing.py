@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 
-def best_times(functions, repeat):
+def best_times(functions, repeat, settle=0.0):
     """Best wall time of each function, calling them in turns so load spikes hit all alike.
 
     Parameters
@@ -13,6 +13,10 @@ def best_times(functions, repeat):
     functions : dict of str to callable
         Each is called once to warm up, then ``repeat`` times.
     repeat : int
+    settle : float, optional
+        Seconds to wait before each timed call, so that threads left spinning by the
+        previous call (PyTorch's OpenMP workers spin-wait after each call) do not share the
+        cores with the next one.
 
     Returns
     -------
@@ -24,6 +28,8 @@ def best_times(functions, repeat):
     best = dict.fromkeys(functions, np.inf)
     for _ in range(repeat):
         for name, function in functions.items():
+            if settle:
+                time.sleep(settle)
             start = time.perf_counter()
             function()
             best[name] = min(best[name], time.perf_counter() - start)

@@ -32,6 +32,8 @@ import numpy as np
 from fcn8_lasagne.ops import _conv_c, _conv_cpu
 from fcn8_lasagne.ops._blas import blas_info
 
+from _timing import best_times
+
 
 def cases():
     """``(name, input shape, filter shape, stride, pad, dilation, groups)``."""
@@ -43,27 +45,6 @@ def cases():
         ("conv2d groups32", (2, 256, 64, 64), (256, 8, 3, 3), 1, 1, 1, 32),
     ]
 
-
-
-def settled_best_times(functions, repeat, settle):
-    """Best wall time of each function, called in turns (one warm-up call each), every timed
-    call ``settle`` seconds after the previous one returned.
-
-    Returns
-    -------
-    dict of str to float
-        Seconds.
-    """
-    for function in functions.values():
-        function()
-    best = dict.fromkeys(functions, np.inf)
-    for _ in range(repeat):
-        for name, function in functions.items():
-            time.sleep(settle)
-            start = time.perf_counter()
-            function()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 @contextlib.contextmanager
@@ -174,7 +155,7 @@ def main():
     best = {name: {} for name in prepared}
     for _ in range(args.rounds):
         for name, functions in prepared.items():
-            for key, value in settled_best_times(functions, args.repeat, args.settle).items():
+            for key, value in best_times(functions, args.repeat, args.settle).items():
                 best[name][key] = min(best[name].get(key, np.inf), value)
     blas_header = f"   {'blas fwd':>9s} {'ratio':>6s} {'blas f+b':>9s} {'ratio':>6s}" if (
         args.blas and torch is not None) else ""

@@ -27,6 +27,21 @@ __all__ = ["library", "transform_input", "transform_output", "transform_output_g
 _SOURCE = r"""
 #include <vector>
 
+// Scratch rows for the two-pass transforms: the even and the odd columns of four
+// combinations of image rows, each ``length`` long.
+template <typename T>
+struct EvenOdd {
+    std::vector<T> scratch;
+    T* even[4];
+    T* odd[4];
+    explicit EvenOdd(long length) : scratch(8 * length) {
+        for (int a = 0; a < 4; ++a) {
+            even[a] = scratch.data() + (2 * a) * length;
+            odd[a] = scratch.data() + (2 * a + 1) * length;
+        }
+    }
+};
+
 // B^T d B of every 4x4 tile (stride 2) of a band of image rows, written as
 // out[(a * 4 + d) * channels + c][i * tiles_w + j]. Two passes per tile row, each a loop
 // the compiler vectorises: the column combinations of the four rows (t_a, kept as even
@@ -37,13 +52,9 @@ static void input_transform(const T* __restrict__ rows, long channel_stride, lon
                             long channels, long n, long tiles_w, T* __restrict__ out) {
     const long plane = n * tiles_w, channel_plane = channels * plane;
     const long pairs = tiles_w + 1;
-    std::vector<T> scratch(8 * pairs);
-    T* even[4];
-    T* odd[4];
-    for (int a = 0; a < 4; ++a) {
-        even[a] = scratch.data() + (2 * a) * pairs;
-        odd[a] = scratch.data() + (2 * a + 1) * pairs;
-    }
+    EvenOdd<T> combined(pairs);
+    T* const* even = combined.even;
+    T* const* odd = combined.odd;
     for (long c = 0; c < channels; ++c) {
         for (long i = 0; i < n; ++i) {
             const T* r0 = rows + c * channel_stride + 2 * i * row_stride;
@@ -121,13 +132,9 @@ static void output_grad_transform(const T* __restrict__ in, long channel_stride,
                                   long row_stride, long filters, long n, long tiles_w,
                                   T* __restrict__ out) {
     const long plane = n * tiles_w, filter_plane = filters * plane;
-    std::vector<T> scratch(8 * tiles_w);
-    T* even[4];
-    T* odd[4];
-    for (int a = 0; a < 4; ++a) {
-        even[a] = scratch.data() + (2 * a) * tiles_w;
-        odd[a] = scratch.data() + (2 * a + 1) * tiles_w;
-    }
+    EvenOdd<T> combined(tiles_w);
+    T* const* even = combined.even;
+    T* const* odd = combined.odd;
     for (long f = 0; f < filters; ++f) {
         for (long i = 0; i < n; ++i) {
             const T* g0 = in + f * channel_stride + 2 * i * row_stride;
