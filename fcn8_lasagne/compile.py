@@ -163,7 +163,8 @@ class HostFunction:
     Behaves as the wrapped :class:`pytensor.compile.Function` (its attributes, ``maker``,
     ``profile``, … are the wrapped function's). Before each call, any shared variable it
     reads whose value a JAX function left on the device is copied back to a NumPy array;
-    until JAX is imported this costs one dictionary look-up per call. Calls run with
+    until JAX is imported this costs one dictionary look-up per call. Where it is turned
+    on (training loops, ``FCN8_LASAGNE_CACHING_ALLOCATOR=1``), calls run with
     :mod:`fcn8_lasagne.ops._memory`'s caching allocator as NumPy's allocator in the calling
     thread (a step reuses the large blocks of the previous one instead of mapping and
     zeroing fresh pages).

@@ -22,11 +22,14 @@ step reuses; returning idle blocks whenever a request missed kept the peak no lo
 brought most of the zeroing back). Between steps the process holds the kept blocks.
 
 :func:`install` puts it in place for the calling thread (NumPy's handler is per thread
-context); :func:`fcn8_lasagne.compile.function` installs it, on the CPU, in the thread that
-compiles and in the convolution worker threads. The environment variable
-``FCN8_LASAGNE_CACHING_ALLOCATOR=0`` turns it off (as ``FCN8_LASAGNE_C_KERNELS=0``, which
-turns off every compiled kernel, does). Without a C++ compiler, NumPy keeps its allocator.
-Values are unaffected: only where array memory comes from changes.
+context) when it is turned on: by the training loop (:class:`fcn8_lasagne.training.Trainer`,
+which calls :func:`turn_on`), or for every CPU function with the environment variable
+``FCN8_LASAGNE_CACHING_ALLOCATOR=1`` (``0`` keeps it off even in training).
+:func:`fcn8_lasagne.compile.function`'s CPU functions install it in the thread that calls
+them and in the convolution worker threads. It is off by default elsewhere because a process
+that runs many unrelated workloads (a test suite, a notebook) would hold blocks no later
+request fits. Without a C++ compiler (or with ``FCN8_LASAGNE_C_KERNELS=0``) NumPy keeps its
+allocator. Values are unaffected: only where array memory comes from changes.
 """
 
 import ctypes
@@ -38,7 +41,7 @@ import numpy as np
 from ._c_build import compiled_kernels_enabled, load_library
 
 __all__ = ["MIN_BYTES", "IDLE_LIMIT", "enabled", "install", "install_if_installed",
-           "release_idle", "statistics"]
+           "release_idle", "statistics", "turn_on"]
 
 #: Blocks smaller than this go straight to ``malloc``/``free``.
 MIN_BYTES = 1 << 20
@@ -51,9 +54,9 @@ def _physical_memory():
         return 16 << 30
 
 
-#: At most this many bytes of freed blocks are kept for reuse: 4 GiB, or a quarter of the
+#: At most this many bytes of freed blocks are kept for reuse: 4 GiB, or a sixth of the
 #: machine's memory when that is less.
-IDLE_LIMIT = min(4 << 30, _physical_memory() // 4)
+IDLE_LIMIT = min(4 << 30, _physical_memory() // 6)
 
 _SOURCE = r"""
 #include <cstdlib>
@@ -223,13 +226,21 @@ void fcn8_caching_statistics(size_t *out) {
 _SET_HANDLER_INDEX = 304
 _lock = threading.Lock()
 _state = {"loaded": False, "library": None, "capsule": None, "set_handler": None,
-          "installed": False}
+          "installed": False, "turned_on": False}
+
+
+def turn_on():
+    """Let :func:`install` put the allocator in place (unless the environment says ``0``)."""
+    _state["turned_on"] = True
 
 
 def enabled():
-    """False when turned off (``FCN8_LASAGNE_CACHING_ALLOCATOR=0`` or no compiled kernels)."""
-    value = os.environ.get("FCN8_LASAGNE_CACHING_ALLOCATOR", "1").strip().lower()
-    return compiled_kernels_enabled() and value not in ("0", "false", "no", "off")
+    """Whether :func:`install` installs: ``FCN8_LASAGNE_CACHING_ALLOCATOR`` ``1`` or ``0``,
+    else whether :func:`turn_on` was called; never without the compiled kernels."""
+    value = os.environ.get("FCN8_LASAGNE_CACHING_ALLOCATOR", "").strip().lower()
+    if not compiled_kernels_enabled() or value in ("0", "false", "no", "off"):
+        return False
+    return value in ("1", "true", "yes", "on") or _state["turned_on"]
 
 
 _NAME = "fcn8_lasagne_caching_allocator"

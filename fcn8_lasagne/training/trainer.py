@@ -24,6 +24,7 @@ from .. import compile as compiling
 from ..files import atomic_write
 from ..layers import get_all_param_values, set_all_param_values
 from ..metrics import jaccard_from_totals
+from ..ops import _memory
 from ..weights import read_npz_values
 from .config import check_config, check_devices, check_early_stop_class, check_last_batches
 from .curves import write_learning_curves
@@ -183,6 +184,8 @@ class Trainer:
         resume or overwrite, ``config.txt``."""
         config, recipe = self.config, self.recipe
         self.check()
+        # a training loop allocates the same large arrays every step: keep them
+        _memory.turn_on()
         init_values = None
         if config.init_weights:  # read (and checked) before the data and the network
             init_values = read_npz_values(config.init_weights,

@@ -11,6 +11,7 @@ import pytest
 
 from fcn8_lasagne.ops import _memory
 
+_memory.turn_on()  # as the training loop does
 pytestmark = pytest.mark.skipif(not _memory.install(), reason="no C++ compiler")
 
 LARGE = (3 * _memory.MIN_BYTES) // 8  # float64 elements of a block of 3 MIN_BYTES
@@ -110,11 +111,16 @@ def test_the_off_switch_keeps_numpys_allocator():
     assert out == ["False", "default_allocator"]
 
 
-def test_a_compiled_cpu_function_runs_with_it(tmp_path):
+@pytest.mark.parametrize("setting, expected", [
+    (None, "default_allocator"), ("1", "fcn8_lasagne_caching_allocator")])
+def test_a_compiled_cpu_function_runs_with_it_when_turned_on(setting, expected):
     code = ("import numpy as np, pytensor.tensor as pt; from fcn8_lasagne.compile import "
             "function; from fcn8_lasagne.ops import _memory; x = pt.vector('x'); "
             "f = function([x], x * 2); total = float(f(np.ones(3, x.dtype)).sum()); "
             "print(_memory._handler_name(), total)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
-    assert out == ["fcn8_lasagne_caching_allocator", "6.0"]
+    env = {k: v for k, v in os.environ.items() if k != "FCN8_LASAGNE_CACHING_ALLOCATOR"}
+    if setting is not None:
+        env["FCN8_LASAGNE_CACHING_ALLOCATOR"] = setting
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == [expected, "6.0"]
