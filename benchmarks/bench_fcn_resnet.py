@@ -128,7 +128,7 @@ def prepare_ours(mode, state, images, labels):
     from fcn8_lasagne.layers import get_all_params, get_output
     from fcn8_lasagne.models.fcn_resnet import buildFCNResNet, fcn_resnet_output_layers
     from fcn8_lasagne.weights.fcn_resnet import load_fcn_resnet
-    from fcn8_lasagne.ops import _memory
+    from fcn8_lasagne.ops import memory as _memory
 
     _memory.turn_on()  # as fcn8 train does
 

@@ -61,7 +61,7 @@ def prepare_ours(case, weights):
     from fcn8_lasagne import objectives, updates
     from fcn8_lasagne.compile import function
     from fcn8_lasagne.layers import get_all_params, get_output
-    from fcn8_lasagne.ops import _memory
+    from fcn8_lasagne.ops import memory as _memory
 
     _memory.turn_on()  # as fcn8 train does
     x, top = ours_unet(case) if case["name"] == "unet" else ours_fcn1d(case)

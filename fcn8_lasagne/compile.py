@@ -75,7 +75,7 @@ from pytensor.compile.mode import get_mode
 from pytensor.graph.basic import Variable
 from pytensor.graph.replace import clone_replace
 
-from .ops import _memory
+from .ops import memory as _memory
 from .ops.reduce import CPU_REWRITES
 from .utils import collect_shared_vars
 
@@ -165,7 +165,7 @@ class HostFunction:
     reads whose value a JAX function left on the device is copied back to a NumPy array;
     until JAX is imported this costs one dictionary look-up per call. Where it is turned
     on (training loops, ``FCN8_LASAGNE_CACHING_ALLOCATOR=1``), calls run with
-    :mod:`fcn8_lasagne.ops._memory`'s caching allocator as NumPy's allocator in the calling
+    :mod:`fcn8_lasagne.ops.memory`'s caching allocator as NumPy's allocator in the calling
     thread (a step reuses the large blocks of the previous one instead of mapping and
     zeroing fresh pages).
 

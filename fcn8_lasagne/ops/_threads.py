@@ -13,7 +13,7 @@ import itertools
 import os
 import threading
 
-from . import _memory
+from . import memory as _memory
 from ._blas import blas_thread_count, single_threaded_blas
 
 __all__ = ["parallel_for", "spans", "worker_count"]

@@ -24,7 +24,7 @@ from .. import compile as compiling
 from ..files import atomic_write
 from ..layers import get_all_param_values, set_all_param_values
 from ..metrics import jaccard_from_totals
-from ..ops import _memory
+from ..ops import memory as _memory
 from ..weights import read_npz_values
 from .config import check_config, check_devices, check_early_stop_class, check_last_batches
 from .curves import write_learning_curves

@@ -1,4 +1,4 @@
-"""The caching allocator of ``fcn8_lasagne.ops._memory``: reuse, zeroing, resizing, threads,
+"""The caching allocator of ``fcn8_lasagne.ops.memory``: reuse, zeroing, resizing, threads,
 the off switch."""
 
 import os
@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from fcn8_lasagne.ops import _memory
+from fcn8_lasagne.ops import memory as _memory
 
 _memory.turn_on()  # as the training loop does
 pytestmark = pytest.mark.skipif(not _memory.install(), reason="no C++ compiler")
@@ -39,6 +39,7 @@ def test_a_freed_large_block_is_reused_and_calloc_zeroes_it():
 
 
 def test_a_slightly_smaller_request_reuses_a_block_a_larger_one_does_not():
+    _memory.release_idle()  # no blocks of earlier tests to choose from
     block = np.empty(LARGE)
     address = block.ctypes.data
     del block
@@ -103,7 +104,7 @@ def test_release_idle_empties_the_cache():
 
 
 def test_the_off_switch_keeps_numpys_allocator():
-    code = ("from fcn8_lasagne.ops import _memory; import numpy as np; "
+    code = ("from fcn8_lasagne.ops import memory as _memory; import numpy as np; "
             "print(_memory.install(), _memory._handler_name())")
     env = dict(os.environ, FCN8_LASAGNE_CACHING_ALLOCATOR="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
@@ -115,7 +116,7 @@ def test_the_off_switch_keeps_numpys_allocator():
     (None, "default_allocator"), ("1", "fcn8_lasagne_caching_allocator")])
 def test_a_compiled_cpu_function_runs_with_it_when_turned_on(setting, expected):
     code = ("import numpy as np, pytensor.tensor as pt; from fcn8_lasagne.compile import "
-            "function; from fcn8_lasagne.ops import _memory; x = pt.vector('x'); "
+            "function; from fcn8_lasagne.ops import memory as _memory; x = pt.vector('x'); "
             "f = function([x], x * 2); total = float(f(np.ones(3, x.dtype)).sum()); "
             "print(_memory._handler_name(), total)")
     env = {k: v for k, v in os.environ.items() if k != "FCN8_LASAGNE_CACHING_ALLOCATOR"}
