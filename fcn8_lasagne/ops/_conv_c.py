@@ -482,16 +482,16 @@ _CHUNK_ROW_BYTES = 4 << 10
 _PARALLEL_COPY_SIZE = 1 << 20
 
 
-def _padded_flat(x, pads, totals):
+def _padded_flat(x, pads, totals, tail=0):
     """``x`` (B, C, *S) zero-padded (negative pads crop) to spatial size ``totals`` at
     offsets ``pads``, flattened to (B, C, prod(totals)) inside a buffer with
-    :func:`slack` trailing zeros."""
+    ``max(tail, slack(dtype))`` trailing zeros."""
     batch, channels = x.shape[:2]
     itemsize = x.itemsize
     if x.strides[-1] != itemsize or any(s < 0 or s % itemsize for s in x.strides):
         x = np.ascontiguousarray(x)
     size = int(np.prod(totals))
-    buffer = _aligned_empty((batch * channels * size + slack(x.dtype),), x.dtype)
+    buffer = _aligned_empty((batch * channels * size + max(tail, slack(x.dtype)),), x.dtype)
     buffer[batch * channels * size:] = 0
     flat = buffer[:batch * channels * size].reshape(batch, channels, size)
     # where each row of a padded channel starts in its source channel (-1: a row of zeros)
@@ -612,12 +612,15 @@ def conv_weight_grad(x, gy, kernel, pads, dilation, groups):
     out_shape = gy.shape[2:]
     cg, fg = channels // groups, filters // groups
     totals = tuple(n + (k - 1) * d for n, k, d in zip(out_shape, kernel, dilation))
-    flat = _padded_flat(x, pads, totals)
     steps = grid_steps(totals)
     shifts = _shifts(kernel, dilation, steps)
     vector = vector_width(x.dtype)
     wide = out_shape[0] * steps[0]
     length = -(-wide // vector) * vector
+    # The last tap of the last channel reads ``length`` columns from its shift, past the
+    # padded image: those reads must be zeros (times a zero gradient), not stale memory that
+    # may hold NaN.
+    flat = _padded_flat(x, pads, totals, tail=int(shifts[-1]) + length - int(np.prod(totals)))
     # the output gradient on the padded grid: zeros where the wrapped columns would add
     wide_grad = _aligned_zeros((batch, filters, length), gy.dtype)
     grid = wide_grad[:, :, :wide].reshape(batch, filters, out_shape[0], *totals[1:])

@@ -22,8 +22,8 @@ step reuses; returning idle blocks whenever a request missed kept the peak no lo
 brought most of the zeroing back). Between steps the process holds the kept blocks.
 
 :func:`install` puts it in place for the calling thread (NumPy's handler is per thread
-context) when it is turned on: by the training loop (:class:`fcn8_lasagne.training.Trainer`,
-which calls :func:`turn_on`), or for every CPU function with the environment variable
+context) when it is turned on: by the training loop (:meth:`fcn8_lasagne.training.Trainer.train`
+runs in :func:`caching`), or for every CPU function with the environment variable
 ``FCN8_LASAGNE_CACHING_ALLOCATOR=1`` (``0`` keeps it off even in training).
 :func:`fcn8_lasagne.compile.function`'s CPU functions install it in the thread that calls
 them and in the convolution worker threads. It is off by default elsewhere because a process
@@ -32,6 +32,7 @@ request fits. Without a C++ compiler (or with ``FCN8_LASAGNE_C_KERNELS=0``) NumP
 allocator. Values are unaffected: only where array memory comes from changes.
 """
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -40,8 +41,8 @@ import numpy as np
 
 from ._c_build import compiled_kernels_enabled, load_library
 
-__all__ = ["MIN_BYTES", "IDLE_LIMIT", "enabled", "install", "install_if_installed",
-           "release_idle", "statistics", "turn_on"]
+__all__ = ["MIN_BYTES", "IDLE_LIMIT", "caching", "enabled", "install",
+           "install_if_installed", "release_idle", "statistics", "turn_on"]
 
 #: Blocks smaller than this go straight to ``malloc``/``free``.
 MIN_BYTES = 1 << 20
@@ -232,6 +233,29 @@ _state = {"loaded": False, "library": None, "capsule": None, "set_handler": None
 def turn_on():
     """Let :func:`install` put the allocator in place (unless the environment says ``0``)."""
     _state["turned_on"] = True
+    _configure(IDLE_LIMIT)
+
+
+@contextlib.contextmanager
+def caching():
+    """:func:`turn_on` for the body of a ``with`` block (a training loop); after it the
+    setting is as before, and if that is off every idle block goes back to the system and
+    later frees keep none, so that whatever the process runs next (other tests, a notebook's
+    next cell) does not live beside blocks it cannot reuse."""
+    before = _state["turned_on"]
+    turn_on()
+    try:
+        yield
+    finally:
+        _state["turned_on"] = before
+        if not enabled():
+            _configure(0)
+            release_idle()
+
+
+def _configure(idle_limit):
+    if _state["library"] is not None:
+        _state["library"].fcn8_caching_configure(MIN_BYTES, idle_limit)
 
 
 def enabled():
@@ -267,7 +291,7 @@ def _load():
             if library is None:
                 return None
             library.fcn8_caching_configure.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
-            library.fcn8_caching_configure(MIN_BYTES, IDLE_LIMIT)
+            library.fcn8_caching_configure(MIN_BYTES, IDLE_LIMIT if enabled() else 0)
             new_capsule = ctypes.pythonapi.PyCapsule_New
             new_capsule.restype = ctypes.py_object
             new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]

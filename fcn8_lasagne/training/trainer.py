@@ -184,8 +184,6 @@ class Trainer:
         resume or overwrite, ``config.txt``."""
         config, recipe = self.config, self.recipe
         self.check()
-        # a training loop allocates the same large arrays every step: keep them
-        _memory.turn_on()
         init_values = None
         if config.init_weights:  # read (and checked) before the data and the network
             init_values = read_npz_values(config.init_weights,
@@ -444,30 +442,32 @@ class Trainer:
             If a split holds a bad example, or a setting is out of range: all checked
             before compiling.
         """
-        self.started = self.clock()
-        self.setup()
-        self.log("Start training")
-        interrupted = False
-        try:
-            while (reason := self.should_stop()) is None:
-                start = self.clock()
-                result = self.run_epoch()
-                self.commit_epoch(result)
-                self.recipe.on_epoch_end(self, self.epoch - 1, result.scores)
-                self.epoch_seconds = self.clock() - start
-            self.stop_reason = reason
-        except KeyboardInterrupt:
-            interrupted = True
-            self.save_interrupted()
-        result = {"epochs_run": self.epoch, "best_jacc_val": self.run.best_score,
-                  "test": None, "interrupted": interrupted, "stop_reason": self.stop_reason}
-        if interrupted:
+        # a training loop allocates the same large arrays every step: keep them
+        with _memory.caching():
+            self.started = self.clock()
+            self.setup()
+            self.log("Start training")
+            interrupted = False
+            try:
+                while (reason := self.should_stop()) is None:
+                    start = self.clock()
+                    result = self.run_epoch()
+                    self.commit_epoch(result)
+                    self.recipe.on_epoch_end(self, self.epoch - 1, result.scores)
+                    self.epoch_seconds = self.clock() - start
+                self.stop_reason = reason
+            except KeyboardInterrupt:
+                interrupted = True
+                self.save_interrupted()
+            result = {"epochs_run": self.epoch, "best_jacc_val": self.run.best_score,
+                      "test": None, "interrupted": interrupted, "stop_reason": self.stop_reason}
+            if interrupted:
+                return result
+            result["test"] = self.test()
+            if result["test"] is not None and self.writer:
+                atomic_write(self.run.path(self.recipe.files.results),
+                             lambda stream: stream.write(json.dumps(result, indent=2).encode()))
             return result
-        result["test"] = self.test()
-        if result["test"] is not None and self.writer:
-            atomic_write(self.run.path(self.recipe.files.results),
-                         lambda stream: stream.write(json.dumps(result, indent=2).encode()))
-        return result
 
     # --- messages -----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 the images and the packed weights, against element-by-element NumPy references."""
 
 import ctypes
+import functools
 import itertools
 
 import numpy as np
@@ -97,3 +98,31 @@ def test_transposed_correlation_is_the_input_gradient(rng):
                                   transposed=True)
     assert gx.shape == x.shape
     np.testing.assert_allclose(np.vdot(y, gy), np.vdot(x, gx), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weight_gradient_ignores_the_memory_after_the_padded_images(rng, monkeypatch, dtype):
+    """The weight gradient's last taps read past the padded images (times a zero output
+    gradient): that memory is zeroed, so stale NaN there does not reach the gradient.
+    Buffers are handed out full of NaN, as reused memory may be."""
+    aligned_empty = _conv_c._aligned_empty
+
+    def stale_empty(shape, dtype, alignment=64, allocate=np.empty):
+        if allocate is np.empty:
+            allocate = functools.partial(np.full, fill_value=np.nan)
+        return aligned_empty(shape, dtype, alignment, allocate)
+
+    monkeypatch.setattr(_conv_c, "_aligned_empty", stale_empty)
+    x = rng.standard_normal((2, 4, 6, 5, 6)).astype(dtype)
+    kernel, pads, dilation = (2, 3, 2), (2, 4, 2), (2, 2, 2)  # 'full' padding, dilated
+    gy = rng.standard_normal((2, 6, 8, 9, 8)).astype(dtype)
+    grad = _conv_c.conv_weight_grad(x, gy, kernel, pads, dilation, 1)
+    padded = np.pad(x.astype(np.float64), [(0, 0), (0, 0)] + [(p, p) for p in pads])
+    expected = np.empty((6, 4) + kernel)
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        window = padded[(slice(None), slice(None)) + tuple(
+            slice(t * d, t * d + n) for t, d, n in zip(tap, dilation, gy.shape[2:]))]
+        expected[(slice(None), slice(None)) + tap] = np.tensordot(gy, window,
+                                                                    ([0, 2, 3, 4], [0, 2, 3, 4]))
+    np.testing.assert_allclose(grad, expected, rtol=1e-4 if dtype == "float32" else 1e-10,
+                               atol=1e-3 if dtype == "float32" else 1e-10)

@@ -11,8 +11,16 @@ import pytest
 
 from fcn8_lasagne.ops import memory as _memory
 
-_memory.turn_on()  # as the training loop does
-pytestmark = pytest.mark.skipif(not _memory.install(), reason="no C++ compiler")
+pytestmark = pytest.mark.skipif(_memory._load() is None,
+                                reason="no C++ compiler")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def caching_in_this_thread():
+    """On for these tests, as inside a training loop; off for the rest of the worker."""
+    with _memory.caching():
+        assert _memory.install()
+        yield
 
 LARGE = (3 * _memory.MIN_BYTES) // 8  # float64 elements of a block of 3 MIN_BYTES
 
@@ -101,6 +109,24 @@ def test_release_idle_empties_the_cache():
     assert _memory.statistics()["idle_bytes"] > 0
     _memory.release_idle()
     assert _memory.statistics()["idle_bytes"] == 0
+
+
+def test_after_a_caching_block_no_idle_block_is_kept():
+    with _memory.caching():
+        pass  # nested: still on afterwards
+    block = np.empty(LARGE)
+    del block
+    assert _memory.statistics()["idle_bytes"] > 0
+    code = ("from fcn8_lasagne.ops import memory as _memory; import numpy as np\n"
+            "with _memory.caching():\n"
+            "    _memory.install(); block = np.empty(1 << 20); del block\n"
+            "    inside = _memory.statistics()['idle_bytes']\n"
+            "block = np.empty(1 << 20); del block\n"
+            "print(inside > 0, _memory.enabled(), _memory.statistics()['idle_bytes'])")
+    env = {k: v for k, v in os.environ.items() if k != "FCN8_LASAGNE_CACHING_ALLOCATOR"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["True", "False", "0"]
 
 
 def test_the_off_switch_keeps_numpys_allocator():
