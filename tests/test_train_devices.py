@@ -165,9 +165,10 @@ def _compare_runs(one, other, rtol=1e-5, atol=1e-6):
 @pytest.mark.slow
 def test_two_devices_train_as_one_device_with_the_same_global_batch(tmp_path):
     one, two, plain = tmp_path / "one", tmp_path / "two", tmp_path / "plain"
-    runs = [_start(["--savepath", one, "--devices", 1], devices=2),
-            _start(["--savepath", two, "--devices", 2], devices=2)]
-    out_one, out_two = (_finish(run) for run in runs)
+    # one run at a time: each holds 5-8 GB (FCN-8's weights, Adam's moments and gradients on
+    # every device, XLA's buffers), too much for two beside another test worker
+    out_one = _finish(_start(["--savepath", one, "--devices", 1], devices=2))
+    out_two = _finish(_start(["--savepath", two, "--devices", 2], devices=2))
     assert set(os.listdir(one)) == FILES == set(os.listdir(two))
     losses = _epoch_losses(out_one)
     assert losses[0] > 0.1  # the runs trained
@@ -177,9 +178,8 @@ def test_two_devices_train_as_one_device_with_the_same_global_batch(tmp_path):
     # the device count is no part of the saved state: one device resumes the 2-device run;
     # and a run without --devices trains the same (the same initial weights: JAX starts
     # before the seed is set)
-    runs = [_start(["--savepath", two, "--resume", "-ne", 2], devices=2),
-            _start(["--savepath", plain], devices=2)]
-    resumed, out_plain = (_finish(run) for run in runs)
+    resumed = _finish(_start(["--savepath", two, "--resume", "-ne", 2], devices=2))
+    out_plain = _finish(_start(["--savepath", plain], devices=2))
     assert "Resuming at epoch 1" in resumed and "EPOCH 1:" in resumed
     assert set(os.listdir(plain)) == FILES
     np.testing.assert_allclose(_epoch_losses(out_plain), losses, rtol=1e-5, atol=2e-6)
