@@ -38,8 +38,7 @@ def _get_pool():
     with _pool_lock:
         if _pool is None:
             _pool = concurrent.futures.ThreadPoolExecutor(
-                _WORKERS, thread_name_prefix="fcn8_lasagne-blas",
-                initializer=_memory.install_if_installed)
+                _WORKERS, thread_name_prefix="fcn8_lasagne-blas")
         return _pool
 
 
@@ -102,6 +101,8 @@ def parallel_for(tasks, body, make_state=None, flops=None):
 
     def work():
         _in_worker.active = True
+        # the allocator may have been installed after this thread started
+        _memory.install_if_installed()
         state = None if make_state is None else make_state()
         ran = False
         while True:

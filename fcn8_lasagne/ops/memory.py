@@ -319,7 +319,7 @@ def install():
 
 
 def install_if_installed():
-    """:func:`install`, if some thread installed it before (the worker threads' start)."""
+    """:func:`install`, if some thread installed it before (each worker task's start)."""
     if _state["installed"]:
         install()
 

@@ -95,12 +95,23 @@ def test_arrays_of_other_threads_and_the_worker_threads():
     assert results["after"] == "fcn8_lasagne_caching_allocator"
     np.testing.assert_array_equal(results["array"], 2.0)
     del results["array"]  # freed in this thread: goes back to the cache
-    from fcn8_lasagne.ops import _threads
 
-    names = []
-    _threads.parallel_for([0, 1], lambda task, _: names.append(handler_name()),
-                          flops=float(1 << 40))
-    assert set(names) == {"fcn8_lasagne_caching_allocator"}
+
+def test_worker_threads_started_before_it_was_turned_on_use_it():
+    code = ("from fcn8_lasagne.ops import memory as _memory, _threads\n"
+            "def names():\n"
+            "    found = []\n"
+            "    _threads.parallel_for([0, 1, 2, 3], lambda task, _: found.append(\n"
+            "        _memory._handler_name()), flops=float(1 << 40))\n"
+            "    return sorted(set(found))\n"
+            "before = names()\n"
+            "with _memory.caching():\n"
+            "    _memory.install()\n"
+            "    print(before, names())\n")
+    env = {k: v for k, v in os.environ.items() if k != "FCN8_LASAGNE_CACHING_ALLOCATOR"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "['default_allocator'] ['fcn8_lasagne_caching_allocator']"
 
 
 def test_release_idle_empties_the_cache():
