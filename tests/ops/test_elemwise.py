@@ -1,4 +1,10 @@
-"""``ThreadedElemwise`` and the CPU rewrite that uses it for Adam's fused updates."""
+"""``CompiledElemwise``: PyTensor's elementwise expressions in compiled, threaded loops.
+
+Every result is compared bit for bit with PyTensor's own C loop (the same mode without the
+rewrite), and for the simple expressions with NumPy or a formula, on shapes that take each
+path: rows shared out to the threads, one long row split into columns, broadcast operands,
+strided (transposed) inputs, in-place updates.
+"""
 
 import pickle
 
@@ -9,13 +15,37 @@ import pytest
 
 from fcn8_lasagne import compile as fcn8_compile
 from fcn8_lasagne import updates
-from fcn8_lasagne.ops.elemwise import ThreadedElemwise
+from fcn8_lasagne.ops import _c_build, _elemwise_c
+from fcn8_lasagne.ops.elemwise import CompiledElemwise
 
-WITHOUT_REWRITE = fcn8_compile.mode_for_device("cpu").excluding("threaded_elemwise")
+pytestmark = pytest.mark.skipif(not _c_build._compiler(), reason="no C++ compiler")
+
+MODE = fcn8_compile.mode_for_device("cpu")
+PYTENSOR_LOOP = MODE.excluding("compiled_elemwise")
 
 
-def op_types(function):
-    return [type(node.op).__name__ for node in function.maker.fgraph.toposort()]
+def compiled_nodes(function):
+    return [node for node in function.maker.fgraph.toposort()
+            if isinstance(node.op, CompiledElemwise)]
+
+
+def both(inputs, outputs):
+    """The function with the rewrite (checked to use it) and without."""
+    ours = pytensor.function(inputs, outputs, mode=MODE)
+    assert compiled_nodes(ours)
+    return ours, pytensor.function(inputs, outputs, mode=PYTENSOR_LOOP)
+
+
+def assert_same(ours, theirs, *values):
+    got, expected = ours(*values), theirs(*values)
+    for a, b in zip(got if isinstance(got, list) else [got],
+                    expected if isinstance(expected, list) else [expected]):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+def channel(name, dtype="float32"):
+    return pt.tensor(name, dtype=dtype, shape=(1, None, 1, 1))
 
 
 def adam_reference(w, m, v, g, step, learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8):
@@ -27,115 +57,144 @@ def adam_reference(w, m, v, g, step, learning_rate, beta1=0.9, beta2=0.999, epsi
     m = float(beta1) * m + float(np.float32(1) - beta1) * g
     v = float(beta2) * v + float(np.float32(1) - beta2) * g ** 2
     return w - a_t * m / (np.sqrt(v) + epsilon), m, v
+ 
 
-
-def adam_function(shape, rng, mode=None):
+def adam_function(shape, rng, mode=MODE):
     """An Adam step on one parameter, fed its gradient; returns (function, [m, v, W])."""
     W = pytensor.shared(rng.standard_normal(shape).astype(np.float32), name="W")
     g = pt.tensor(dtype="float32", shape=(None,) * len(shape), name="g")
     step = updates.adam([g], [W], learning_rate=1e-3)
-    train = fcn8_compile.function([g], [], updates=step, device="cpu", mode=mode)
+    train = pytensor.function([g], [], updates=step, mode=mode)
     first_moment, second_moment, param, _counter = step.keys()
     assert param is W
     return train, [first_moment, second_moment, W]
 
 
-@pytest.mark.parametrize("shape", [(7, 5, 3, 3), (301, 97, 7, 7)],
-                         ids=["one block", "threads, partial last block"])
-def test_adam_update_is_threaded_in_place_and_follows_the_formula(rng, shape):
-    """The fused in-place update of m, v and W becomes one ThreadedElemwise whose results
-    equal Lasagne's formula (in float64) to float32 rounding, after two steps."""
-    train, (m_var, v_var, w_var) = adam_function(shape, rng)
-    assert op_types(train).count("ThreadedElemwise") == 1
-    (node,) = [n for n in train.maker.fgraph.toposort() if isinstance(n.op, ThreadedElemwise)]
-    assert len(node.op.destroy_map) == 3
-    w, m, v = w_var.get_value(), np.zeros(shape), np.zeros(shape)
-    for t in (1, 2):
-        gradient = rng.standard_normal(shape).astype(np.float32)
-        train(gradient)
-        w, m, v = adam_reference(w, m, v, gradient, t, 1e-3)
-    for variable, expected in ((m_var, m), (v_var, v), (w_var, w)):
-        np.testing.assert_allclose(variable.get_value(), expected, rtol=1e-6,
-                                   atol=1e-6 * np.abs(expected).max())
-
-
-def test_adam_update_equals_the_c_loop_up_to_fused_multiply_adds(rng):
-    """Against PyTensor's C loop on the same values: equal but for the last bits (the C
-    compiler contracts ``beta * m + (1 - beta) * g`` into fused multiply-adds; where m
-    cancels to near zero, that is a large relative difference of a tiny value)."""
-    shape = (64, 300, 3, 3)
+@pytest.mark.parametrize("shape", [(7, 5, 3, 3), (301, 97, 7, 7), (300, 700), (5,)],
+                         ids=["serial", "threads", "a matrix", "a vector"])
+def test_adam_update_is_one_loop_in_place_and_equals_pytensors(rng, shape):
+    """The fused in-place update of m, v and W (of any shape: an update of shared
+    variables) is one CompiledElemwise; after two steps its values equal PyTensor's loop
+    bit for bit, and Lasagne's formula (in float64) to float32 rounding."""
     results = {}
-    for name, mode in (("ours", None), ("c", WITHOUT_REWRITE)):
+    for name, mode in (("ours", MODE), ("pytensor", PYTENSOR_LOOP)):
         train, variables = adam_function(shape, np.random.default_rng(5), mode=mode)
-        assert ("ThreadedElemwise" in op_types(train)) == (name == "ours")
-        gradients = np.random.default_rng(6).standard_normal((3,) + shape).astype(np.float32)
-        for gradient in gradients:
+        nodes = compiled_nodes(train)
+        if name == "ours":
+            assert len(nodes) == 1 and len(nodes[0].op.destroy_map) == 3
+        else:
+            assert not nodes
+        w, m, v = variables[2].get_value(), np.zeros(shape), np.zeros(shape)
+        for t, gradient in enumerate(np.random.default_rng(6).standard_normal(
+                (2,) + shape).astype(np.float32), start=1):
             train(gradient)
+            w, m, v = adam_reference(w, m, v, gradient, t, 1e-3)
         results[name] = [variable.get_value() for variable in variables]
-    for ours, c_loop in zip(results["ours"], results["c"]):
-        np.testing.assert_allclose(ours, c_loop, rtol=1e-6, atol=1e-6 * np.abs(c_loop).max())
+        for variable, expected in zip(variables, (m, v, w)):
+            np.testing.assert_allclose(variable.get_value(), expected, rtol=1e-6,
+                                       atol=1e-6 * np.abs(expected).max())
+    for ours, theirs in zip(results["ours"], results["pytensor"]):
+        np.testing.assert_array_equal(ours, theirs)
 
 
-def test_non_contiguous_inputs_broadcast_values_and_fresh_outputs(rng):
-    """A transposed (strided) input, a broadcast scalar and a float64 expression; the
-    output is a new array, the inputs are left as they were."""
-    x, y, s = pt.dmatrix("x"), pt.dmatrix("y"), pt.dscalar("s")
-    expression = pt.sqrt(x.T * x.T + y) / s - 1.5
-    function = fcn8_compile.function([x, y, s], expression, device="cpu")
-    assert "ThreadedElemwise" in op_types(function)
-    x_value = rng.uniform(0.1, 2.0, (1500, 1300))
-    y_value = rng.uniform(0.1, 2.0, (1300, 1500))
-    inputs = (x_value.copy(), y_value.copy())
-    result = function(x_value, y_value, 3.0)
-    np.testing.assert_array_equal(result, np.sqrt(x_value.T ** 2 + y_value) / 3.0 - 1.5)
-    np.testing.assert_array_equal(x_value, inputs[0])
-    np.testing.assert_array_equal(y_value, inputs[1])
-    assert not np.shares_memory(result, x_value) and not np.shares_memory(result, y_value)
-
-
-def test_nans_and_infinities_propagate_as_in_the_c_loop():
-    x, y = pt.vectors("x", "y")
-    expression = pt.sqrt(x) / y + y
-    ours = fcn8_compile.function([x, y], expression, device="cpu")
-    c_loop = fcn8_compile.function([x, y], expression, mode=WITHOUT_REWRITE)
-    assert "ThreadedElemwise" in op_types(ours)
-    assert "ThreadedElemwise" not in op_types(c_loop)
-    x_value = np.array([-1.0, 0.0, 4.0, np.inf, np.nan, 1.0], dtype=pytensor.config.floatX)
-    y_value = np.array([1.0, 0.0, -0.0, 2.0, 1.0, np.inf], dtype=pytensor.config.floatX)
-    np.testing.assert_array_equal(ours(x_value, y_value), c_loop(x_value, y_value))
-
-
-def _left_alone_cases():
+def test_nans_and_infinities_propagate_as_in_pytensors_loop():
     x, y = pt.tensor4("x"), pt.tensor4("y")
-    b, i, d = pt.vector("b"), pt.itensor4("i"), pt.dtensor4("d")
-    return {
-        # the ReLU gradient: one fast pass in C
-        "additions and products only": ([x, y], 0.5 * x + 0.5 * x * pt.sign(y)),
-        "per-channel bias": ([x, b], pt.sqrt(x + b.dimshuffle("x", 0, "x", "x"))),
-        "integers": ([i], pt.sqrt(i * 3 + 1)),
-        "mixed float dtypes": ([x, d], pt.sqrt(x + d)),
-        # NumPy's vectorised exp rounds differently from the C library's
-        "a transcendental function": ([x], pt.sqrt(pt.exp(x))),
-    }
+    ours, theirs = both([x, y], pt.sqrt(x) / y + y)
+    x_value = np.array([-1.0, 0.0, 4.0, np.inf, np.nan, 1.0], "float32").reshape(1, 1, 2, 3)
+    y_value = np.array([1.0, 0.0, -0.0, 2.0, 1.0, np.inf], "float32").reshape(1, 1, 2, 3)
+    assert_same(ours, theirs, x_value, y_value)
 
 
-@pytest.mark.parametrize("case", sorted(_left_alone_cases()))
-def test_expressions_the_c_loop_does_better_are_left_alone(case):
-    inputs, expression = _left_alone_cases()[case]
-    function = fcn8_compile.function(inputs, expression, device="cpu")
-    assert "ThreadedElemwise" not in op_types(function)
-    assert "Elemwise" in op_types(function)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (5, 16, 96, 90), (1, 2, 400, 300)],
+                         ids=["serial", "rows on threads", "columns on threads"])
+def test_batch_norm_and_elu_equal_pytensors_loop(rng, dtype, shape):
+    """(x - mean) * scale + shift, then ELU (expm1 on one branch): per-channel broadcast
+    operands, a transcendental function, a switch."""
+    x = pt.tensor("x", dtype=dtype, shape=(None,) * 4)
+    mean, scale, shift = channel("mean", dtype), channel("scale", dtype), channel("shift", dtype)
+    z = (x - mean) * scale + shift
+    ours, theirs = both([x, mean, scale, shift], pt.switch(z > 0, z, pt.expm1(z)))
+    values = [rng.standard_normal(shape).astype(dtype)] + [
+        rng.standard_normal((1, shape[1], 1, 1)).astype(dtype) for _ in range(3)]
+    assert_same(ours, theirs, *values)
+    x_value, m, s, b = (v.astype(np.float64) for v in values)
+    z_value = (x_value - m) * s + b
+    np.testing.assert_allclose(ours(*values), np.where(z_value > 0, z_value,
+                                                       np.expm1(z_value)),
+                               rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-6)
 
 
-def test_the_op_pickles_and_computes_after_unpickling(rng):
-    x = pt.dvector("x")
-    function = fcn8_compile.function([x], pt.sqrt(x) * 2.0, device="cpu")
-    (node,) = [n for n in function.maker.fgraph.toposort()
-               if isinstance(n.op, ThreadedElemwise)]
-    value = rng.uniform(0, 4, 10)
-    node.op.perform(node, [value], [[None]])  # builds and caches its NumPy program
-    op = pickle.loads(pickle.dumps(node.op))
-    assert op == node.op
-    storage = [[None]]
-    op.perform(node, [value], storage)
-    np.testing.assert_array_equal(storage[0][0], np.sqrt(value) * 2.0)
+def test_strided_and_broadcast_inputs(rng):
+    """A transposed input (no unit stride) and a row vector broadcast over the rows."""
+    x = pt.tensor4("x")
+    row = pt.tensor("row", shape=(1, 1, 1, None))
+    ours, theirs = both([x, row], pt.maximum(x * row, 0.5 * x))
+    value = rng.standard_normal((3, 4, 90, 120)).astype("float32")
+    transposed = value.transpose(0, 1, 3, 2)  # (3, 4, 120, 90), last-axis stride 120
+    row_value = rng.standard_normal((1, 1, 1, 90)).astype("float32")
+    assert_same(ours, theirs, transposed, row_value)
+    np.testing.assert_array_equal(ours(transposed, row_value),
+                                  np.maximum(transposed * row_value, np.float32(0.5) * transposed))
+    # a broadcast row read with a stride: every other element of a longer row
+    assert_same(ours, theirs, transposed, rng.standard_normal((1, 1, 1, 180)).astype(
+        "float32")[..., ::2])
+
+
+def test_comparisons_give_bool_and_several_outputs(rng):
+    """A mask (bool output), and a Composite with two outputs (a value and its mask)."""
+    x, y = pt.tensor4("x"), pt.tensor4("y")
+    ours, theirs = both([x, y], [x > y, pt.switch(x > y, x, y) * 2, (x > y) * x])
+    values = [rng.standard_normal((2, 8, 100, 100)).astype("float32") for _ in range(2)]
+    assert_same(ours, theirs, *values)
+    assert ours(*values)[0].dtype == np.bool_
+
+
+def test_in_place_outputs(rng):
+    """A shared variable updated in place (x <- relu(x + 1)): the output is the input."""
+    value = rng.standard_normal((2, 4, 150, 150)).astype("float32")
+    shared = pytensor.shared(value.copy())
+    step = pytensor.function([], [], updates={shared: pt.maximum(shared + 1, 0)}, mode=MODE)
+    (node,) = compiled_nodes(step)
+    assert node.op.destroy_map == {0: [0]}
+    step()
+    np.testing.assert_array_equal(shared.get_value(), np.maximum(value + 1, 0))
+
+
+def test_shapes_that_do_not_broadcast_are_refused(rng):
+    x, y = pt.tensor4("x"), pt.tensor4("y")
+    ours = pytensor.function([x, y], x + y, mode=MODE)
+    assert compiled_nodes(ours)
+    with pytest.raises(ValueError, match="do not agree on axis 3"):
+        ours(np.ones((2, 3, 4, 5), "float32"), np.ones((2, 3, 4, 6), "float32"))
+    with pytest.raises(ValueError, match="do not agree on axis 1"):
+        ours(np.ones((2, 3, 4, 5), "float32"), np.ones((2, 1, 4, 5), "float32"))
+
+
+def test_empty_outputs_and_pickling(rng):
+    x = pt.tensor4("x")
+    ours = pytensor.function([x], pt.exp(x) + 1, mode=MODE)
+    assert ours(np.ones((0, 3, 4, 5), "float32")).shape == (0, 3, 4, 5)
+    (node,) = compiled_nodes(ours)
+    clone = pickle.loads(pickle.dumps(node.op))
+    assert clone == node.op and clone.kernel(node) is not None
+
+
+def test_small_and_unsupported_nodes_stay_with_pytensor():
+    small = pt.tensor("small", shape=(3, 4, 5))  # static and small
+    vector = pt.vector("vector")  # too few dimensions
+    ints = pt.tensor("ints", dtype="int64", shape=(None,) * 4)  # integer division
+    function = pytensor.function([small, vector, ints],
+                                 [pt.exp(small), pt.exp(vector), ints // 3], mode=MODE)
+    assert not compiled_nodes(function)
+
+
+@pytest.mark.parametrize("shape, strides, expected", [
+    ((2, 3, 4), [(12, 4, 1), (12, 4, 1)], ([24], [[1], [1]])),  # contiguous: one row
+    ((2, 3, 4), [(12, 4, 1), (0, 1, 0)], ([2, 3, 4], [[12, 4, 1], [0, 1, 0]])),
+    ((2, 1, 4), [(4, 4, 1), (0, 0, 0)], ([8], [[1], [0]])),  # length-1 axis dropped
+    ((1, 1), [(1, 1)], ([1], [[1]])),
+])
+def test_collapse(shape, strides, expected):
+    result = _elemwise_c.collapse(shape, strides)
+    assert result == (expected[0], expected[1])
