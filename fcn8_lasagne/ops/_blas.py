@@ -217,7 +217,10 @@ def gemm(a, b, out, beta=0.0, trans_a=False, trans_b=False):
     if rows == 0 or columns == 0:
         return
     if inner == 0:
-        out *= beta
+        if beta == 0:
+            out[...] = 0  # not 0 * out: the content may be uninitialised (NaN)
+        else:
+            out *= beta
         return
     lda, ldb, ldc = (_leading_dimension(m) for m in (a, b, out))
     blas = _GEMM.get(out.dtype)
