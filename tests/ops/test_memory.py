@@ -29,6 +29,16 @@ def handler_name():
     return _memory._handler_name()
 
 
+def run_python(code, setting=None):
+    """The words ``code`` prints in a fresh interpreter, with
+    ``FCN8_LASAGNE_CACHING_ALLOCATOR`` set to ``setting`` (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "FCN8_LASAGNE_CACHING_ALLOCATOR"}
+    if setting is not None:
+        env["FCN8_LASAGNE_CACHING_ALLOCATOR"] = setting
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout.split()
+
+
 def test_installed_in_this_thread():
     assert handler_name() == "fcn8_lasagne_caching_allocator"
     assert np.ones(LARGE).base is None  # an ordinary owning array
@@ -108,10 +118,7 @@ def test_worker_threads_started_before_it_was_turned_on_use_it():
             "with _memory.caching():\n"
             "    _memory.install()\n"
             "    print(before, names())\n")
-    env = {k: v for k, v in os.environ.items() if k != "FCN8_LASAGNE_CACHING_ALLOCATOR"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout.strip()
-    assert out == "['default_allocator'] ['fcn8_lasagne_caching_allocator']"
+    assert run_python(code) == ["['default_allocator']", "['fcn8_lasagne_caching_allocator']"]
 
 
 def test_release_idle_empties_the_cache():
@@ -134,19 +141,13 @@ def test_after_a_caching_block_no_idle_block_is_kept():
             "    inside = _memory.statistics()['idle_bytes']\n"
             "block = np.empty(1 << 20); del block\n"
             "print(inside > 0, _memory.enabled(), _memory.statistics()['idle_bytes'])")
-    env = {k: v for k, v in os.environ.items() if k != "FCN8_LASAGNE_CACHING_ALLOCATOR"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
-    assert out == ["True", "False", "0"]
+    assert run_python(code) == ["True", "False", "0"]
 
 
 def test_the_off_switch_keeps_numpys_allocator():
     code = ("from fcn8_lasagne.ops import memory as _memory; import numpy as np; "
             "print(_memory.install(), _memory._handler_name())")
-    env = dict(os.environ, FCN8_LASAGNE_CACHING_ALLOCATOR="0")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
-    assert out == ["False", "default_allocator"]
+    assert run_python(code, "0") == ["False", "default_allocator"]
 
 
 @pytest.mark.parametrize("setting, expected", [
@@ -156,9 +157,4 @@ def test_a_compiled_cpu_function_runs_with_it_when_turned_on(setting, expected):
             "function; from fcn8_lasagne.ops import memory as _memory; x = pt.vector('x'); "
             "f = function([x], x * 2); total = float(f(np.ones(3, x.dtype)).sum()); "
             "print(_memory._handler_name(), total)")
-    env = {k: v for k, v in os.environ.items() if k != "FCN8_LASAGNE_CACHING_ALLOCATOR"}
-    if setting is not None:
-        env["FCN8_LASAGNE_CACHING_ALLOCATOR"] = setting
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
-    assert out == [expected, "6.0"]
+    assert run_python(code, setting) == [expected, "6.0"]
