@@ -198,3 +198,29 @@ def test_small_and_unsupported_nodes_stay_with_pytensor():
 def test_collapse(shape, strides, expected):
     result = _elemwise_c.collapse(shape, strides)
     assert result == (expected[0], expected[1])
+
+
+def _every_scalar_op(x, y):
+    """One expression per operation of ``SCALAR_OPS`` (with the comparisons and logic
+    feeding switches or casts)."""
+    return {
+        "arithmetic": (x + y) * (x - y) / (y * y + 1) - (-x) + pt.sqr(x),
+        "max, min, abs, sign": pt.maximum(x, y) + pt.minimum(x, y) + abs(x) * pt.sign(y),
+        "exp, expm1, log, log1p, sqrt, tanh": (pt.exp(x) + pt.expm1(y) + pt.log(abs(x) + 1)
+                                               + pt.log1p(abs(y)) + pt.sqrt(abs(x))
+                                               + pt.tanh(y)),
+        "comparisons and switch": pt.switch((x > y) & (x >= 0), x, y)
+        + pt.switch((x < y) | (x <= -1), 1.0, 0.0) + pt.switch(pt.eq(x, y), 2.0, 0.0)
+        + pt.switch(pt.neq(x, 0) & ~(y > 2), 3.0, 0.0),
+        "casts": pt.cast(x * 100, "int32").astype("float32") + pt.cast(x > 0, "float32")
+        + pt.cast(pt.cast(y, "float64") * 3, "float32"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_every_scalar_op(pt.tensor4(), pt.tensor4())))
+def test_every_supported_scalar_operation_compiles_and_equals_pytensors_loop(rng, case):
+    x, y = pt.tensor4("x"), pt.tensor4("y")
+    ours, theirs = both([x, y], _every_scalar_op(x, y)[case])
+    values = [rng.standard_normal((2, 3, 40, 50)).astype("float32") for _ in range(2)]
+    values[1][0, 0, :5] = values[0][0, 0, :5]  # some ties for the comparisons
+    assert_same(ours, theirs, *values)
