@@ -140,7 +140,7 @@ def collapse(shape, strides):
     Parameters
     ----------
     shape : tuple of int
-        The output's shape.
+        The output's shape (at least one axis).
     strides : list of tuple of int
         Each operand's strides in elements along the output's axes (0 where broadcast).
 
@@ -150,8 +150,8 @@ def collapse(shape, strides):
         Shape with at least one axis; strides as a list of lists.
     """
     keep = [d for d, n in enumerate(shape) if n != 1] or [len(shape) - 1]
-    shape = [shape[d] for d in keep] if shape else [1]
-    strides = [[s[d] for d in keep] if s else [0] for s in strides]
+    shape = [shape[d] for d in keep]
+    strides = [[s[d] for d in keep] for s in strides]
     d = len(shape) - 1
     while d > 0:
         if all(s[d - 1] == s[d] * shape[d] for s in strides):

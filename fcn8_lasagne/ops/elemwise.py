@@ -94,7 +94,7 @@ class CompiledElemwise(Op):
 
     def perform(self, node, inputs, output_storage):
         shape = _output_shape(node, inputs)
-        inputs = [x if x.strides.count(0) or all(s % x.itemsize == 0 for s in x.strides)
+        inputs = [x if all(s % x.itemsize == 0 for s in x.strides)
                   else np.ascontiguousarray(x) for x in inputs]
         outputs = []
         for k, output in enumerate(node.outputs):
@@ -112,10 +112,8 @@ class CompiledElemwise(Op):
         operands = inputs + outputs
         shape, strides = _elemwise_c.collapse(
             shape, [_elemwise_c.element_strides(a, shape) for a in operands])
-        n_in = len(inputs)
-        pattern = [int(v.type.broadcastable[-1]) for v in node.inputs] + [1] * len(outputs)
-        fast = all(s[-1] == (0 if b and k < n_in else 1)
-                   for k, (s, b) in enumerate(zip(strides, pattern)))
+        broadcast_last = [v.type.broadcastable[-1] for v in node.inputs] + [False] * len(outputs)
+        fast = all(s[-1] == (0 if b else 1) for s, b in zip(strides, broadcast_last))
         outer, inner = len(shape) - 1, shape[-1]
         rows = math.prod(shape[:-1])
         shape_array = np.asarray(shape, dtype=np.int64)
@@ -155,8 +153,7 @@ def _output_shape(node, inputs):
                     f"agree on axis {d} (axes that are not broadcastable must have equal "
                     "lengths)")
             shape[d] = n
-    shape = [1 if n is None else n for n in shape]
-    return tuple(shape)
+    return tuple(1 if n is None else n for n in shape)
 
 
 #: Outputs of fewer elements are computed in the calling thread.
