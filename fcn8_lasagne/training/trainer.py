@@ -444,30 +444,34 @@ class Trainer:
         """
         # a training loop allocates the same large arrays every step: keep them
         with _memory.caching():
-            self.started = self.clock()
-            self.setup()
-            self.log("Start training")
-            interrupted = False
-            try:
-                while (reason := self.should_stop()) is None:
-                    start = self.clock()
-                    result = self.run_epoch()
-                    self.commit_epoch(result)
-                    self.recipe.on_epoch_end(self, self.epoch - 1, result.scores)
-                    self.epoch_seconds = self.clock() - start
-                self.stop_reason = reason
-            except KeyboardInterrupt:
-                interrupted = True
-                self.save_interrupted()
-            result = {"epochs_run": self.epoch, "best_jacc_val": self.run.best_score,
-                      "test": None, "interrupted": interrupted, "stop_reason": self.stop_reason}
-            if interrupted:
-                return result
-            result["test"] = self.test()
-            if result["test"] is not None and self.writer:
-                atomic_write(self.run.path(self.recipe.files.results),
-                             lambda stream: stream.write(json.dumps(result, indent=2).encode()))
+            return self._train()
+
+    def _train(self):
+        """:meth:`train` without the allocator setting."""
+        self.started = self.clock()
+        self.setup()
+        self.log("Start training")
+        interrupted = False
+        try:
+            while (reason := self.should_stop()) is None:
+                start = self.clock()
+                result = self.run_epoch()
+                self.commit_epoch(result)
+                self.recipe.on_epoch_end(self, self.epoch - 1, result.scores)
+                self.epoch_seconds = self.clock() - start
+            self.stop_reason = reason
+        except KeyboardInterrupt:
+            interrupted = True
+            self.save_interrupted()
+        result = {"epochs_run": self.epoch, "best_jacc_val": self.run.best_score,
+                  "test": None, "interrupted": interrupted, "stop_reason": self.stop_reason}
+        if interrupted:
             return result
+        result["test"] = self.test()
+        if result["test"] is not None and self.writer:
+            atomic_write(self.run.path(self.recipe.files.results),
+                         lambda stream: stream.write(json.dumps(result, indent=2).encode()))
+        return result
 
     # --- messages -----------------------------------------------------------------------
 
