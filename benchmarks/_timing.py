@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 
-def best_times(functions, repeat, settle=0.0):
+def best_times(functions, repeat, settle=0.0, run=1):
     """Best wall time of each function, calling them in turns so load spikes hit all alike.
 
     Parameters
@@ -30,7 +30,8 @@ def best_times(functions, repeat, settle=0.0):
         for name, function in functions.items():
             if settle:
                 time.sleep(settle)
-            start = time.perf_counter()
-            function()
-            best[name] = min(best[name], time.perf_counter() - start)
+            for _ in range(run):
+                start = time.perf_counter()
+                function()
+                best[name] = min(best[name], time.perf_counter() - start)
     return best

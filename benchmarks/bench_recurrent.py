@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_recurrent.py [--cells lstm,gru] [--batch 32] [--steps 50]
                                          [--inputs 64] [--units 128] [--repeat 20]
                                          [--variants fused,scan] [--torch-threads N]
+                                         [--settle 0] [--run 3]
 
 For each cell and variant (``fused``: the default layer, whose recurrence is one
 :class:`~fcn8_lasagne.ops.recurrent.LSTMSequence` / ``GRUSequence`` op, its C time loop;
@@ -23,7 +24,12 @@ gradients of ``sum(output)`` with respect to all trainable parameters and the in
 prints the best of ``--repeat`` calls next to PyTorch's on the same arrays and weights,
 with the ratio ours / torch. The four functions of a row are called in turns
 (``benchmarks/_timing.py``'s ``best_times``), so load spikes on a shared machine hit all
-alike. The outputs are checked against PyTorch's first.
+alike, each ``--run`` times in a row per turn: these calls take a few milliseconds, and the
+first after another library's call shares the cores with that library's threads
+(PyTorch's OpenMP workers spin-wait for a few milliseconds after each call) or waits for
+its own sleeping ones, while a training loop calls one function back to back; the best
+call counts. ``--settle`` adds a pause before each turn. The outputs are checked against
+PyTorch's first.
 """
 
 import argparse
@@ -170,6 +176,10 @@ def main():
     parser.add_argument("--variants", default="fused,scan")
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="torch.set_num_threads (0: torch's default)")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds of pause before each turn (default 0)")
+    parser.add_argument("--run", type=int, default=3,
+                        help="calls in a row per function and turn (default 3)")
     args = parser.parse_args()
 
     import torch
@@ -181,7 +191,7 @@ def main():
           f"{torch.get_num_threads()}; pytensor {pytensor.__version__}; "
           f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"batch {args.batch}, {args.steps} steps, {args.inputs} inputs, "
-          f"{args.units} units, float32, best of {args.repeat} (interleaved)")
+          f"{args.units} units, float32, best of {args.repeat} turns x {args.run} calls (interleaved)")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch, args.steps, args.inputs)).astype("float32")
     xt = torch.tensor(x)
@@ -219,7 +229,7 @@ def main():
             best = best_times({"ours_f": lambda: sync(forward(x)),
                                "torch_f": torch_forward,
                                "ours_b": lambda: sync(backward(x)),
-                               "torch_b": torch_backward}, args.repeat)
+                               "torch_b": torch_backward}, args.repeat, args.settle, args.run)
             ours_f, torch_f = best["ours_f"], best["torch_f"]
             ours_b, torch_b = best["ours_b"], best["torch_b"]
             print(f"{cell:<5}{variant:<20}{compile_s:>10.1f}{1e3 * ours_f:>9.2f}"

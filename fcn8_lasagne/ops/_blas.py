@@ -10,6 +10,15 @@ are in :mod:`._threads`.
 OpenBLAS picks its kernels for the CPU unless ``OPENBLAS_CORETYPE`` forces a choice; on an
 AVX-512 machine forcing ``Haswell`` (AVX2) halves the GEMM throughput. :func:`blas_info`
 reports the kernels in use and :func:`coretype_advice` says when such a setting slows us.
+
+OpenBLAS's threads spin after each threaded call for ``2 ** OPENBLAS_THREAD_TIMEOUT`` clock
+ticks (default 2^28, a tenth of a second) before they sleep. The kernels' own threads (the
+worker pool of :mod:`._threads`, the recurrent time loops) run right after such calls, and
+an OpenBLAS thread spinning on their core halved them: an LSTM's forward pass took 3.4 ms
+after its threaded input projection where it takes 2.2 ms with the spinning cut to 2^16
+ticks (about 20 microseconds), the default set here unless the environment already sets
+one. OpenBLAS reads it when it loads, so it takes effect when this module is the first to
+import :mod:`scipy.linalg` (NumPy's own OpenBLAS is loaded earlier and keeps its default).
 """
 
 import contextlib
@@ -58,6 +67,9 @@ def _load_blas():
     return functions, library
 
 
+#: ``OPENBLAS_THREAD_TIMEOUT`` set (if not set) before SciPy's OpenBLAS loads; see above.
+THREAD_TIMEOUT = "16"
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", THREAD_TIMEOUT)
 _GEMM, _BLAS_LIBRARY = _load_blas()
 
 

@@ -406,6 +406,31 @@ def test_c_kernels_split_step_products_into_pieces_as_numpy_computes_them(rng, p
         np.testing.assert_allclose(c_value, numpy_value, **tol)
 
 
+@needs_cxx
+@pytest.mark.parametrize("peepholes, masked", [(False, False), (True, True)])
+def test_c_kernels_split_the_batch_into_row_blocks_as_numpy_computes_it(rng, peepholes,
+                                                                         masked):
+    """Batch 17 on two worker threads: the forward and backward time loops run rows 0-7
+    and 8-16 on threads of their own (the peephole gradients summed over both); a row
+    masked in the second block, and the uneven split, must give the unsplit values."""
+    tol = dict(rtol=1e-12, atol=1e-12)
+    ins, outputs, args = _lstm_case(rng, "float64", peepholes, masked, steps=4, batch=17,
+                                    units=11)
+    if masked:
+        args[-1][1:, 12] = 0
+    c_values = pytensor.function(ins, outputs, mode="CVM")(*args)
+    numpy_values = pytensor.function(ins, outputs, mode=NUMPY_MODE)(*args)
+    for c_value, numpy_value in zip(c_values, numpy_values):
+        np.testing.assert_allclose(c_value, numpy_value, **tol)
+    ins, outputs, args = _gru_case(rng, "float64", masked, steps=4, batch=17, units=11)
+    if masked:
+        args[-1][2:, 15] = 0
+    c_values = pytensor.function(ins, outputs, mode="CVM")(*args)
+    numpy_values = pytensor.function(ins, outputs, mode=NUMPY_MODE)(*args)
+    for c_value, numpy_value in zip(c_values, numpy_values):
+        np.testing.assert_allclose(c_value, numpy_value, **tol)
+
+
 @pytest.mark.parametrize("mode", [pytest.param("CVM", marks=needs_cxx), NUMPY_MODE],
                          ids=["c", "numpy"])
 def test_lstm_without_stored_gates_gives_the_same_states(rng, mode):
