@@ -15,7 +15,7 @@ from .resize import bilinear_resize, bilinear_upsampling
 from .reduce import axis_sum
 from .recurrent import lstm_sequence
 from .upscale import upscale
-from . import dot, elemwise  # noqa: F401  (register their CPU rewrites)
+from . import dot, elemwise, recompute  # noqa: F401  (register their CPU rewrites)
 from ._winograd import get_winograd, set_winograd
 from ._backend import load_jax_translations
 from ._blas import coretype_advice
