@@ -384,6 +384,13 @@ def test_gru_c_kernels_equal_numpy_kernels(rng, dtype, masked):
         np.testing.assert_allclose(c_value, numpy_value, **tol)
 
 
+def _assert_c_equals_numpy(ins, outputs, args, tol):
+    c_values = pytensor.function(ins, outputs, mode="CVM")(*args)
+    numpy_values = pytensor.function(ins, outputs, mode=NUMPY_MODE)(*args)
+    for c_value, numpy_value in zip(c_values, numpy_values):
+        np.testing.assert_allclose(c_value, numpy_value, **tol)
+
+
 @needs_cxx
 @pytest.mark.parametrize("peepholes, masked", [(False, False), (True, True)])
 def test_c_kernels_split_step_products_into_pieces_as_numpy_computes_them(rng, peepholes,
@@ -395,15 +402,9 @@ def test_c_kernels_split_step_products_into_pieces_as_numpy_computes_them(rng, p
     tol = dict(rtol=1e-12, atol=1e-12)
     ins, outputs, args = _lstm_case(rng, "float64", peepholes, masked, steps=3, batch=40,
                                     units=90)
-    c_values = pytensor.function(ins, outputs, mode="CVM")(*args)
-    numpy_values = pytensor.function(ins, outputs, mode=NUMPY_MODE)(*args)
-    for c_value, numpy_value in zip(c_values, numpy_values):
-        np.testing.assert_allclose(c_value, numpy_value, **tol)
+    _assert_c_equals_numpy(ins, outputs, args, tol)
     ins, outputs, args = _gru_case(rng, "float64", masked, steps=3, batch=40, units=100)
-    c_values = pytensor.function(ins, outputs, mode="CVM")(*args)
-    numpy_values = pytensor.function(ins, outputs, mode=NUMPY_MODE)(*args)
-    for c_value, numpy_value in zip(c_values, numpy_values):
-        np.testing.assert_allclose(c_value, numpy_value, **tol)
+    _assert_c_equals_numpy(ins, outputs, args, tol)
 
 
 @needs_cxx
@@ -418,17 +419,11 @@ def test_c_kernels_split_the_batch_into_row_blocks_as_numpy_computes_it(rng, pee
                                     units=11)
     if masked:
         args[-1][1:, 12] = 0
-    c_values = pytensor.function(ins, outputs, mode="CVM")(*args)
-    numpy_values = pytensor.function(ins, outputs, mode=NUMPY_MODE)(*args)
-    for c_value, numpy_value in zip(c_values, numpy_values):
-        np.testing.assert_allclose(c_value, numpy_value, **tol)
+    _assert_c_equals_numpy(ins, outputs, args, tol)
     ins, outputs, args = _gru_case(rng, "float64", masked, steps=4, batch=17, units=11)
     if masked:
         args[-1][2:, 15] = 0
-    c_values = pytensor.function(ins, outputs, mode="CVM")(*args)
-    numpy_values = pytensor.function(ins, outputs, mode=NUMPY_MODE)(*args)
-    for c_value, numpy_value in zip(c_values, numpy_values):
-        np.testing.assert_allclose(c_value, numpy_value, **tol)
+    _assert_c_equals_numpy(ins, outputs, args, tol)
 
 
 @pytest.mark.parametrize("mode", [pytest.param("CVM", marks=needs_cxx), NUMPY_MODE],
